@@ -1,0 +1,1 @@
+"""What every part of jacrl shares: errors, serialization, small utilities."""
