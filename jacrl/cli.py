@@ -1,0 +1,164 @@
+"""The ``jacrl`` command: train, evaluate, compare, analyse, and list environments.
+
+Each subcommand is a thin layer over a library function (``jacrl.train.train``,
+``jacrl.compare``, ``jacrl.analysis``), so whatever the CLI does a script can do too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from jacrl.common.errors import JacrlError
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from jacrl.train import AGENTS
+
+    p = sub.add_parser(
+        "train",
+        help="train one agent on one env",
+        description="Train an agent and log to <log-root>/<env>/<agent>_<seed>/ (TensorBoard "
+        "events, model.zip, config.yaml; with --eval-every also evaluations.npz, result.json).",
+    )
+    p.add_argument("--agent", required=True, choices=AGENTS)
+    p.add_argument("--env", required=True, help="Gymnasium env id, e.g. CartPole-v1")
+    p.add_argument("--steps", type=int, default=None, help="env steps (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default=None, help="a preset YAML file (default agents/<agent>.yml)")
+    p.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hyperparameter, e.g. --hp n_steps=64 (repeatable; values are YAML)",
+    )
+    p.add_argument("--rule", choices=("density", "volume"), help="Jacobian agent's update rule")
+    p.add_argument("--log-root", default="runs")
+    p.add_argument("--eval-every", type=int, default=None, help="evaluate every K env steps")
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from jacrl.presets import parse_overrides
+    from jacrl.train import run_dir_for, train
+
+    hp = parse_overrides(args.hp)
+    if args.rule is not None:
+        if args.agent != "jacobian":
+            raise JacrlError("--rule applies to --agent jacobian only")
+        hp["rule"] = args.rule
+    result = train(
+        args.agent,
+        args.env,
+        steps=args.steps,
+        seed=args.seed,
+        hp=hp,
+        preset=args.preset,
+        log_root=args.log_root,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        progress_bar=not args.no_progress,
+    )
+    run_dir = run_dir_for(args.log_root, args.env, args.agent, args.seed)
+    print(f"trained {args.agent} on {args.env} for {result.steps} steps "
+          f"({result.steps_per_s:.0f} steps/s) -> {run_dir}")
+    if result.final_eval_mean is not None:
+        print(f"final deterministic evaluation: {result.final_eval_mean:.2f} "
+              f"± {result.final_eval_std:.2f}")
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a saved model.zip")
+    p.add_argument("model", help="path to model.zip (its run folder's config.yaml names the agent)")
+    p.add_argument("--env", required=True)
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--agent", default=None, help="agent type, if there is no config.yaml beside it")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from jacrl.evaluate import evaluate_saved
+
+    mean, std = evaluate_saved(
+        Path(args.model),
+        args.env,
+        episodes=args.episodes,
+        agent=args.agent,
+        seed=args.seed,
+        deterministic=not args.stochastic,
+    )
+    print(f"{args.env}: mean return {mean:.2f} ± {std:.2f} over {args.episodes} episodes")
+    return 0
+
+
+def _add_envs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("envs", help="list the environments jacrl registers, with their spec files")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_run_envs)
+
+
+def _run_envs(args: argparse.Namespace) -> int:
+    from jacrl.envs.registration import list_registered
+
+    entries = list_registered()
+    if args.json:
+        print(json.dumps(entries, indent=2, default=str))
+        return 0
+    for entry in entries:
+        print(f"{entry['id']:<32} {entry['source']}")
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    from jacrl.compare.cli import add_arguments, run
+
+    p = sub.add_parser("compare", help="run an agent x env x seed grid and summarise it")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _add_analyze(sub: argparse._SubParsersAction) -> None:
+    from jacrl.analysis.cli import add_arguments, run
+
+    p = sub.add_parser("analyze", help="analyses (iteration-jacobian: seed 002)")
+    what = p.add_subparsers(dest="analysis", required=True)
+    q = what.add_parser(
+        "iteration-jacobian",
+        help="Jacobian Df = I - alpha*Hessian of one gradient-descent step, and its spectrum",
+    )
+    add_arguments(q)
+    q.set_defaults(func=run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``jacrl`` command."""
+    parser = argparse.ArgumentParser(
+        prog="jacrl", description="Reward-driven Jacobian learning, with honest baselines."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_eval, _add_envs, _add_compare, _add_analyze):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``jacrl`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except JacrlError as exc:
+        print(f"jacrl: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
