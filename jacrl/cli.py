@@ -39,7 +39,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rule", choices=("density", "volume"), help="Jacobian agent's update rule")
     p.add_argument("--log-root", default="runs")
     p.add_argument("--eval-every", type=int, default=None, help="evaluate every K env steps")
-    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=None,
+        help="episodes per evaluation (default 10; a bandit's whole held-out split)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run_train)
 
@@ -66,11 +71,15 @@ def _run_train(args: argparse.Namespace) -> int:
         progress_bar=not args.no_progress,
     )
     run_dir = run_dir_for(args.log_root, args.env, args.agent, args.seed)
-    print(f"trained {args.agent} on {args.env} for {result.steps} steps "
-          f"({result.steps_per_s:.0f} steps/s) -> {run_dir}")
+    print(
+        f"trained {args.agent} on {args.env} for {result.steps} steps "
+        f"({result.steps_per_s:.0f} steps/s) -> {run_dir}"
+    )
     if result.final_eval_mean is not None:
-        print(f"final deterministic evaluation: {result.final_eval_mean:.2f} "
-              f"± {result.final_eval_std:.2f}")
+        print(
+            f"final deterministic evaluation: {result.final_eval_mean:.2f} "
+            f"± {result.final_eval_std:.2f}"
+        )
     return 0
 
 

@@ -65,6 +65,10 @@ def evaluate_saved(
         env.training = False
         env.norm_reward = False
     returns, _ = evaluate_policy(
-        model, env, n_eval_episodes=episodes, deterministic=deterministic, return_episode_rewards=True
+        model,
+        env,
+        n_eval_episodes=episodes,
+        deterministic=deterministic,
+        return_episode_rewards=True,
     )
     return float(np.mean(returns)), float(np.std(returns))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from jacrl.common.errors import ConfigError
 from jacrl.common.resources import data_dir
 from jacrl.common.schedules import as_schedule
@@ -101,6 +102,8 @@ def resolve_schedules(hp: Mapping[str, Any]) -> dict[str, Any]:
     :raises ConfigError: for ``lin_`` followed by something that is not a number.
     """
     return {
-        key: as_schedule(key, value) if isinstance(value, str) and value.startswith("lin_") else value
+        key: as_schedule(key, value)
+        if isinstance(value, str) and value.startswith("lin_")
+        else value
         for key, value in hp.items()
     }

@@ -141,7 +141,7 @@ def train(
     preset: str | Path | None = None,
     log_root: str | Path = "runs",
     eval_every: int | None = None,
-    eval_episodes: int = 10,
+    eval_episodes: int | None = None,
     progress_bar: bool = False,
 ) -> RunResult:
     """Train ``agent`` on ``env_id`` for ``steps`` env steps and store everything in its run folder.
@@ -151,7 +151,8 @@ def train(
     :param hp: overrides on top of the preset (``agents/<agent>.yml``, or ``preset``).
     :param eval_every: evaluate deterministically every this many env steps (and at the end) on a
         separate env seeded ``seed + 10000``; ``None`` skips evaluation.
-    :param eval_episodes: episodes per evaluation.
+    :param eval_episodes: episodes per evaluation; by default 10, or for an env with a held-out
+        split (``ClassificationBandit``) the whole split, so the score is the held-out accuracy.
     """
     _check_env_id(env_id)
     run, agent_hp = resolve_config(agent, env_id, steps, hp, preset)
@@ -169,9 +170,13 @@ def train(
     callbacks = []
     eval_env: VecEnv | None = None
     if eval_every is not None:
+        eval_kwargs = _eval_env_kwargs(env_id)
         eval_env = make_vec_env(
-            env_id, n_envs=1, seed=seed + EVAL_SEED_OFFSET, env_kwargs=_eval_env_kwargs(env_id)
+            env_id, n_envs=1, seed=seed + EVAL_SEED_OFFSET, env_kwargs=eval_kwargs
         )
+        if eval_episodes is None:
+            held_out = eval_env.envs[0].unwrapped  # type: ignore[attr-defined]
+            eval_episodes = len(held_out) if eval_kwargs else 10
         if norm is not None:
             eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
         callbacks.append(

@@ -1,0 +1,24 @@
+"""Gradients of the learning signal ℓ(y0) = log|det ∂F⁻¹/∂y (y0)| with respect to the weights.
+
+Three implementations that must agree: :func:`logdet_grad` (fast, exact: one inverse pass, one
+backward pass, one LU per layer), :func:`autograd_logdet` (naive: jacrev + slogdet per sample)
+and :func:`seed_logdet_grad` (the seed's literal eqs. 13–19, one recursion per weight).
+"""
+
+from jacrl.jacobian.autograd import autograd_jacobian, autograd_logdet, inverse_map
+from jacrl.jacobian.compare import max_relative_error
+from jacrl.jacobian.fast import logdet_grad, named_gradients, weighted_logdet
+from jacrl.jacobian.seed import seed_absdet_grad, seed_jacobian, seed_logdet_grad
+
+__all__ = [
+    "autograd_jacobian",
+    "autograd_logdet",
+    "inverse_map",
+    "logdet_grad",
+    "max_relative_error",
+    "named_gradients",
+    "seed_absdet_grad",
+    "seed_jacobian",
+    "seed_logdet_grad",
+    "weighted_logdet",
+]

@@ -1,0 +1,202 @@
+"""Invertible affine layers A(x) = W x + b, in two parameterizations (design §2).
+
+* :class:`InverseLinear` is Yan's trick (seed eq. 12 and the paragraph after it): store and train
+  V = W⁻¹, so the inverse pass x = V(y − b) is an ordinary matrix product and ∂(inverse pass)/∂V
+  needs no derivative of a matrix inverse. W is only needed to act (forward), via a solve.
+* :class:`LULinear` is Glow's W = P·L·(U + diag(sign·exp(s))) (Kingma & Dhariwal 2018): invertible
+  by construction, log|det W| = Σ s in O(n), the inverse by two triangular solves.
+
+Both work on row-vector batches ``(batch, n)`` and follow the nflows contract. Both start from a
+random orthogonal matrix (condition number 1). After ``set_frozen(True)`` (what
+:meth:`jacrl.nn.InvertibleMLP.frozen` does) the forward matrix W and log|det W| are computed once
+and reused until a parameter changes (for acting, without gradients).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def random_orthogonal(n: int, dtype: torch.dtype) -> Tensor:
+    """A Haar-random n×n orthogonal matrix (QR of a Gaussian, signs fixed by diag R)."""
+    q, r = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64))
+    return (q * torch.sign(torch.diagonal(r))).to(dtype).contiguous()
+
+
+def _cond(matrix: Tensor) -> Tensor:
+    if not bool(torch.isfinite(matrix).all()):
+        return matrix.new_tensor(float("nan"))
+    return torch.linalg.cond(matrix)
+
+
+class InvertibleLinear(nn.Module):
+    """Base class: y = x Wᵀ + b with W = V⁻¹ square and invertible.
+
+    Subclasses define how W, V and log|det V| come from their parameters.
+    """
+
+    bias: nn.Parameter | None
+
+    def __init__(self, n: int, bias: bool, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.n = n
+        self.bias = nn.Parameter(torch.zeros(n, dtype=dtype)) if bias else None
+        self.is_frozen = False
+        self._cache: tuple[tuple[int, ...], Tensor, Tensor] | None = None
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, bias={self.bias is not None}"
+
+    # What a parameterization provides ------------------------------------------------------
+    def weight(self) -> Tensor:
+        """W, the forward matrix (differentiable)."""
+        raise NotImplementedError
+
+    def inverse_weight(self) -> Tensor:
+        """V = W⁻¹, the matrix of the inverse pass (differentiable)."""
+        raise NotImplementedError
+
+    def log_abs_det_inverse(self) -> Tensor:
+        """log|det V| as a 0-d tensor (differentiable, gradient V⁻ᵀ)."""
+        raise NotImplementedError
+
+    def apply_inverse_weight(self, z: Tensor) -> Tensor:
+        """Rows of ``z`` times Vᵀ, i.e. V z_b for each sample (differentiable)."""
+        raise NotImplementedError
+
+    def apply_weight(self, x: Tensor) -> Tensor:
+        """Rows of ``x`` times Wᵀ (differentiable); subclasses may avoid forming W."""
+        return x @ self.weight().mT
+
+    # The nflows contract -------------------------------------------------------------------
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(W x + b, log|det W|) for each row of ``x``."""
+        if self.is_frozen:
+            weight, log_abs_det_weight = self._frozen_weight()
+            y = x @ weight.mT
+        else:
+            y = self.apply_weight(x)
+            log_abs_det_weight = -self.log_abs_det_inverse()
+        if self.bias is not None:
+            y = y + self.bias
+        return y, log_abs_det_weight.expand(x.shape[:-1])
+
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """(V (y − b), log|det V|) for each row of ``y``: one layer of seed eq. 4."""
+        if self.bias is not None:
+            y = y - self.bias
+        return self.apply_inverse_weight(y), self.log_abs_det_inverse().expand(y.shape[:-1])
+
+    @torch.no_grad()
+    def condition_number(self) -> Tensor:
+        """2-norm condition number of V (equal to that of W), by SVD; inf when singular, NaN
+        when the weights are not finite."""
+        return _cond(self.inverse_weight())
+
+    # Caching W for acting ------------------------------------------------------------------
+    def set_frozen(self, frozen: bool) -> None:
+        """Switch the cached forward matrix on or off (off also drops the cache)."""
+        self.is_frozen = frozen
+        if not frozen:
+            self._cache = None
+
+    def _frozen_weight(self) -> tuple[Tensor, Tensor]:
+        versions = tuple(p._version for p in self.parameters())
+        if self._cache is None or self._cache[0] != versions:
+            with torch.no_grad():
+                self._cache = (versions, self.weight(), -self.log_abs_det_inverse())
+        return self._cache[1], self._cache[2]
+
+
+class InverseLinear(InvertibleLinear):
+    """Yan's parameterization: the trained parameter is ``V`` = W⁻¹ (seed eqs. 4, 12–16).
+
+    Inverse pass: one matrix product, O(n²) per sample. log|det V|: one LU, O(n³) per call,
+    shared by the whole batch, and its gradient V⁻ᵀ from the same LU. Forward (acting): a solve,
+    O(n³ + n² batch); cached in ``frozen``.
+    """
+
+    def __init__(self, n: int, bias: bool = True, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__(n, bias, dtype)
+        self.V = nn.Parameter(random_orthogonal(n, dtype))
+
+    def weight(self) -> Tensor:
+        return torch.linalg.inv(self.V)
+
+    def inverse_weight(self) -> Tensor:
+        return self.V
+
+    def log_abs_det_inverse(self) -> Tensor:
+        # slogdet keeps its LU factors for backward, so the gradient V⁻ᵀ costs one more O(n³)
+        # solve per layer and batch (the scalar is broadcast to the batch, so autograd sums the
+        # sample weights first), and a singular V gives -inf rather than an exception.
+        return torch.linalg.slogdet(self.V).logabsdet
+
+    def apply_inverse_weight(self, z: Tensor) -> Tensor:
+        return z @ self.V.mT
+
+    def apply_weight(self, x: Tensor) -> Tensor:
+        # x Wᵀ = x (Vᵀ)⁻¹: one LU of V and two triangular solves, no explicit inverse.
+        return torch.linalg.solve(self.V.mT, x, left=False)
+
+
+class LULinear(InvertibleLinear):
+    """Glow's parameterization W = P·L·(U + diag(sign·exp(s))).
+
+    ``lower`` (strictly lower part used, unit diagonal implied), ``upper`` (strictly upper part
+    used), ``log_diag`` = s are trained; the permutation P and the signs are fixed buffers taken
+    from the LU factorization of a random orthogonal matrix. log|det W| = Σ s, O(n). Inverse pass:
+    Pᵀ then two triangular solves, O(n²) per sample, no O(n³) work at all.
+    """
+
+    perm: Tensor
+    inverse_perm: Tensor
+    sign: Tensor
+
+    def __init__(self, n: int, bias: bool = True, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__(n, bias, dtype)
+        p, lower, upper = torch.linalg.lu(random_orthogonal(n, torch.float64))
+        diagonal = torch.diagonal(upper)
+        # P @ M == M[perm]; Pᵀ @ M == M[inverse_perm].
+        perm = p.argmax(dim=1)
+        self.register_buffer("perm", perm)
+        self.register_buffer("inverse_perm", torch.argsort(perm))
+        self.register_buffer("sign", torch.sign(diagonal).to(dtype))
+        self.lower = nn.Parameter(torch.tril(lower, -1).to(dtype).contiguous())
+        self.upper = nn.Parameter(torch.triu(upper, 1).to(dtype).contiguous())
+        self.log_diag = nn.Parameter(diagonal.abs().log().to(dtype))
+
+    def unit_lower(self) -> Tensor:
+        """L: the strictly lower part of ``lower`` plus the identity."""
+        eye = torch.eye(self.n, dtype=self.lower.dtype, device=self.lower.device)
+        return torch.tril(self.lower, -1) + eye
+
+    def upper_with_diagonal(self) -> Tensor:
+        """U′ = U + diag(sign·exp(s))."""
+        return torch.triu(self.upper, 1) + torch.diag(self.sign * self.log_diag.exp())
+
+    def weight(self) -> Tensor:
+        return (self.unit_lower() @ self.upper_with_diagonal())[self.perm]
+
+    def inverse_weight(self) -> Tensor:
+        eye = torch.eye(self.n, dtype=self.lower.dtype, device=self.lower.device)
+        return self.apply_inverse_weight(eye).mT
+
+    def log_abs_det_inverse(self) -> Tensor:
+        return -self.log_diag.sum()
+
+    @torch.no_grad()
+    def condition_number(self) -> Tensor:
+        # cond(W) = cond(V); W is a product of the factors, V would need two triangular inverses.
+        return _cond(self.weight())
+
+    def apply_inverse_weight(self, z: Tensor) -> Tensor:
+        # Rows x with x U′ᵀ Lᵀ = z Pᵀᵀ, i.e. V z = U′⁻¹ L⁻¹ Pᵀ z per sample.
+        z = z[..., self.inverse_perm]
+        z = torch.linalg.solve_triangular(
+            self.unit_lower().mT, z, upper=True, left=False, unitriangular=True
+        )
+        return torch.linalg.solve_triangular(
+            self.upper_with_diagonal().mT, z, upper=False, left=False
+        )

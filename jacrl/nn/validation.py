@@ -1,0 +1,33 @@
+"""The errors jacrl.nn raises, and the input checks that raise them."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from jacrl.common.errors import JacrlError
+
+
+class SingularWeightError(JacrlError):
+    """A weight matrix is (numerically) singular: its condition number exceeds ``max_cond``,
+    or an inverse pass produced NaN/inf because of it."""
+
+
+class InputShapeError(JacrlError):
+    """A tensor passed to an invertible network has the wrong type, shape or dtype."""
+
+
+def check_batch(t: object, n: int, dtype: torch.dtype, name: str) -> Tensor:
+    """Return ``t`` if it is a ``(batch, n)`` tensor of ``dtype``, else raise InputShapeError."""
+    if not isinstance(t, Tensor):
+        raise InputShapeError(f"{name} must be a torch.Tensor of shape (batch, {n}), got {type(t)}")
+    if t.ndim != 2 or t.shape[-1] != n:
+        raise InputShapeError(
+            f"{name} must have shape (batch, {n}), got {tuple(t.shape)}"
+            + ("; add a batch dimension with x[None]" if t.ndim == 1 and t.shape[0] == n else "")
+        )
+    if t.dtype != dtype:
+        raise InputShapeError(
+            f"{name} has dtype {t.dtype}, the network has dtype {dtype}; convert with .to({dtype})"
+        )
+    return t
