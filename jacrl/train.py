@@ -143,6 +143,7 @@ def train(
     eval_every: int | None = None,
     eval_episodes: int | None = None,
     progress_bar: bool = False,
+    run_name: str | None = None,
 ) -> RunResult:
     """Train ``agent`` on ``env_id`` for ``steps`` env steps and store everything in its run folder.
 
@@ -153,12 +154,14 @@ def train(
         separate env seeded ``seed + 10000``; ``None`` skips evaluation.
     :param eval_episodes: episodes per evaluation; by default 10, or for an env with a held-out
         split (``ClassificationBandit``) the whole split, so the score is the held-out accuracy.
+    :param run_name: the run folder's name before ``_<seed>`` (default: ``agent``); compare's
+        variants (``jacobian-d0``…) use it to keep their runs apart.
     """
     _check_env_id(env_id)
     run, agent_hp = resolve_config(agent, env_id, steps, hp, preset)
     if eval_every is not None and eval_every <= 0:
         raise ConfigError(f"eval_every must be a positive number of env steps, got {eval_every}")
-    run_dir = run_dir_for(log_root, env_id, agent, seed)
+    run_dir = run_dir_for(log_root, env_id, run_name or agent, seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {"agent": agent, "env_id": env_id, "seed": seed, **run, "hyperparameters": agent_hp}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

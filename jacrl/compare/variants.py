@@ -1,0 +1,67 @@
+"""The agent names ``jacrl compare --agents`` accepts: the base agents and named ablations.
+
+An ablation is a base agent plus hyperparameter overrides. Naming it (``jacobian-d0``) rather
+than passing ``--hp`` lets one grid hold several variants of the same agent side by side, each in
+its own run folder (``runs/<env>/jacobian-d0_<seed>``) and its own row of the summary. This dict
+is the one place to add a variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from jacrl.common.errors import ConfigError
+
+SUPERVISED = "backprop"
+"""The supervised baseline: it learns from ``info["label"]``, so only labelled envs can run it."""
+
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    # the base agents, as their presets configure them
+    "jacobian": ("jacobian", {}),
+    "ppo": ("ppo", {}),
+    "a2c": ("a2c", {}),
+    "dqn": ("dqn", {}),
+    SUPERVISED: (SUPERVISED, {}),
+    # the seed's update rule: ascend log|det J_{F^-1}(y0)| weighted by the advantage
+    "jacobian-volume": ("jacobian", {"rule": "volume"}),
+    # the ablation "no F" (design.md §3b, open question 1): a Gaussian policy on the lift alone
+    "jacobian-d0": ("jacobian", {"depth": 0}),
+    # the seed-faithful fixed embedding instead of the learned lift
+    "jacobian-pad": ("jacobian", {"embed": "pad"}),
+}
+"""Agent name → ``(base agent for jacrl.train.train, hyperparameter overrides)``."""
+
+
+def resolve(name: str) -> tuple[str, dict[str, Any]]:
+    """The base agent and overrides of ``name``; a copy, so callers may add to the overrides."""
+    try:
+        agent, hp = VARIANTS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown agent '{name}'; accepted: {', '.join(VARIANTS)} "
+            "(add a variant in jacrl/compare/variants.py)"
+        ) from None
+    return agent, dict(hp)
+
+
+def parse_names(text: str) -> list[str]:
+    """Split ``"jacobian,ppo"`` into checked, de-duplicated names in the order given."""
+    names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not names:
+        raise ConfigError(f"--agents needs at least one name; accepted: {', '.join(VARIANTS)}")
+    for name in names:
+        resolve(name)
+    return names
+
+
+def describe(names: Iterable[str]) -> str:
+    """One line per name with its base agent and overrides, for ``--help`` and the README."""
+    lines = []
+    for name in names:
+        agent, hp = VARIANTS[name]
+        extra = ", ".join(f"{k}={v}" for k, v in hp.items())
+        lines.append(
+            f"{name}: {agent}, preset hyperparameters" + (f" with {extra}" if extra else "")
+        )
+    return "\n".join(lines)
