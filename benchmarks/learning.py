@@ -1,0 +1,208 @@
+"""Sample efficiency: JacobianAgent configurations vs SB3 PPO vs random play, side by side.
+
+Every run goes through ``jacrl.train.train`` (presets from ``agents/*.yml``, deterministic
+evaluation every ``--eval-every`` env steps on a separate env seeded ``seed + 10000``, the held-out
+split for bandits), so the learners see identical envs, budgets and evaluations.
+
+Configurations:
+  best           JacobianAgent with its preset (density rule, learned lift, GAE, PPO update)
+  seed-faithful  the seed's rule: volume, embed pad, raw-reward advantage, REINFORCE steps
+  volume         best with the volume rule instead of the density rule (GAE, PPO; the lift gets
+                 no gradient from the volume rule, so it stays a fixed random embedding)
+  depth0         best without F (a Gaussian policy on the lift): does F add anything?
+  ppo            SB3 PPO with the zoo-tuned preset (agents/ppo.yml)
+  random         uniformly random actions (evaluation only)
+
+Targets (design brief): CartPole-v1 mean eval return >= 475 within 5e4 steps; Pendulum-v1 >= -200
+within 2e5; jacrl/DigitsBandit-v0 held-out accuracy >= 0.95 within 20 passes. The machine is
+small, so seeds, budgets and configurations are flags:
+
+    python benchmarks/learning.py --envs CartPole-v1 --seeds 3
+    python benchmarks/learning.py --envs Pendulum-v1 --seeds 2 --configs best,ppo --budget 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.env_util import make_vec_env
+
+import jacrl  # noqa: F401  (registers the jacrl/ envs)
+from jacrl.presets import parse_overrides
+from jacrl.train import EVAL_SEED_OFFSET, train
+
+
+@dataclass(frozen=True)
+class Task:
+    """A benchmark task: target score, default budget and evaluation interval."""
+
+    target: float
+    budget: int
+    eval_every: int
+    accuracy: bool = False  # a ±1 bandit: report (mean reward + 1) / 2
+
+
+TASKS = {
+    "CartPole-v1": Task(target=475.0, budget=50_000, eval_every=5_000),
+    "Pendulum-v1": Task(target=-200.0, budget=200_000, eval_every=10_000),
+    "jacrl/DigitsBandit-v0": Task(target=0.95, budget=28_740, eval_every=2_874, accuracy=True),
+}
+
+SEED_FAITHFUL = {
+    "rule": "volume",
+    "embed": "pad",
+    "advantage": "reward",
+    "update": "reinforce",
+    "width": None,  # the default max(obs, actions): pad needs width >= obs size
+}
+CONFIGS: dict[str, tuple[str, dict]] = {
+    "best": ("jacobian", {}),
+    "seed-faithful": ("jacobian", SEED_FAITHFUL),
+    "volume": ("jacobian", {"rule": "volume"}),
+    "depth0": ("jacobian", {"depth": 0}),
+    "ppo": ("ppo", {}),
+}
+
+
+@dataclass
+class Curve:
+    """Evaluations of one run: env steps and mean score at each."""
+
+    steps: np.ndarray
+    scores: np.ndarray
+    wall_s: float
+
+    def steps_to(self, target: float) -> int | None:
+        reached = np.flatnonzero(self.scores >= target)
+        return int(self.steps[reached[0]]) if reached.size else None
+
+
+def run_config(
+    config: str,
+    env_id: str,
+    task: Task,
+    seed: int,
+    budget: int,
+    eval_every: int,
+    root: Path,
+    overrides: dict,
+) -> Curve:
+    agent, hp = CONFIGS[config]
+    if agent == "jacobian":
+        hp = {**overrides, **hp}  # the configuration's defining keys win
+    result = train(
+        agent, env_id, steps=budget, seed=seed, hp=hp, log_root=root / config, eval_every=eval_every
+    )
+    data = np.load(Path(result.run_dir) / "evaluations.npz")
+    scores = data["results"].mean(axis=1)
+    if task.accuracy:
+        scores = (scores + 1.0) / 2.0
+    return Curve(data["timesteps"], scores, result.wall_time_s)
+
+
+def random_score(env_id: str, task: Task, seed: int, episodes: int) -> float:
+    """Mean score of uniformly random actions on the evaluation env of ``seed``."""
+    kwargs = {"split": "test"} if task.accuracy else {}
+    env = make_vec_env(env_id, n_envs=1, seed=seed + EVAL_SEED_OFFSET, env_kwargs=kwargs)
+    env.action_space.seed(seed)
+    env.reset()
+    returns: list[float] = []
+    total = 0.0
+    while len(returns) < episodes:
+        _, rewards, dones, _ = env.step(np.array([env.action_space.sample()]))
+        total += float(rewards[0])
+        if dones[0]:
+            returns.append(total)
+            total = 0.0
+    score = float(np.mean(returns))
+    return (score + 1.0) / 2.0 if task.accuracy else score
+
+
+def fmt(values: list[float], digits: int) -> str:
+    """``mean ± std`` of ``values`` with ``digits`` decimals."""
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", default="CartPole-v1", help="comma-separated env ids")
+    parser.add_argument("--configs", default="best,seed-faithful,depth0,ppo,random")
+    parser.add_argument("--seeds", type=int, default=5, help="how many seeds")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds start here")
+    parser.add_argument("--budget", type=int, default=None, help="env steps (default per task)")
+    parser.add_argument("--eval-every", type=int, default=None, help="env steps between evals")
+    parser.add_argument("--log-root", default=None, help="keep the runs here (default: a tmp dir)")
+    parser.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        help="key=value override of the JacobianAgent preset (all jacobian configs), repeatable",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    configs = args.configs.split(",")
+    overrides = parse_overrides(args.hp)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    unknown = set(configs) - {*CONFIGS, "random"}
+    if unknown:
+        parser.error(f"unknown configs {sorted(unknown)}; choose from {[*CONFIGS, 'random']}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.log_root or tmp)
+        for env_id in args.envs.split(","):
+            task = TASKS.get(env_id, Task(target=gym.spec(env_id).reward_threshold or np.inf,
+                                          budget=100_000, eval_every=10_000))  # fmt: skip
+            budget = args.budget or task.budget
+            eval_every = args.eval_every or task.eval_every
+            unit = "accuracy" if task.accuracy else "return"
+            digits = 3 if task.accuracy else 1
+            print(
+                f"\n{env_id}: budget {budget} steps, eval every {eval_every}, target {unit} >= "
+                f"{task.target}, seeds {seeds[0]}..{seeds[-1]}, overrides {overrides}"
+            )
+            header = (
+                f"{'config':<15}{'final ' + unit:>20}{'best ' + unit:>20}{'reached':>9}"
+                f"{'median steps':>14}{'steps/s':>9}"
+            )
+            print(header)
+            print("-" * len(header))
+            for config in configs:
+                start = time.perf_counter()
+                if config == "random":
+                    episodes = 360 if task.accuracy else 10
+                    scores = [random_score(env_id, task, s, episodes) for s in seeds]
+                    cell = fmt(scores, digits)
+                    print(f"{config:<15}{cell:>20}{cell:>20}{'-':>9}{'-':>14}")
+                    continue
+                curves = [
+                    run_config(config, env_id, task, s, budget, eval_every, root, overrides)
+                    for s in seeds
+                ]
+                hits = [c.steps_to(task.target) for c in curves]
+                reached = [h for h in hits if h is not None]
+                median = f"{statistics.median(reached):.0f}" if reached else "-"
+                rate = sum(int(c.steps[-1]) for c in curves) / (time.perf_counter() - start)
+                print(
+                    f"{config:<15}{fmt([float(c.scores[-1]) for c in curves], digits):>20}"
+                    f"{fmt([float(c.scores.max()) for c in curves], digits):>20}"
+                    f"{len(reached):>5}/{len(curves):<3}{median:>14}{rate:>9.0f}"
+                )
+                for seed, curve, hit in zip(seeds, curves, hits, strict=True):
+                    points = " ".join(
+                        f"{s / 1000:g}k:{v:.{digits}f}"
+                        for s, v in zip(curve.steps, curve.scores, strict=True)
+                    )
+                    print(f"    seed {seed}: first >= target at {hit}; {points}")
+
+
+if __name__ == "__main__":
+    main()

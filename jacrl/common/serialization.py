@@ -1,0 +1,211 @@
+"""Saved agents and training checkpoints: one zip, no pickle.
+
+A file holds two members:
+
+- ``meta.json``: ``format_version``, ``class`` (the agent class name), ``jacrl_version``,
+  ``hyperparameters`` (the constructor arguments, JSON values only), ``observation_space`` and
+  ``action_space`` (see :func:`describe_space`), ``num_timesteps`` and ``extra`` (a free-form JSON
+  mapping; a training checkpoint puts its optimizer hyperparameters and step counters there);
+- ``weights.pt``: a flat ``{name: Tensor}`` mapping written by :func:`torch.save` and read back with
+  ``torch.load(..., weights_only=True)``, which cannot execute code. Everything a checkpoint needs
+  besides the weights (optimizer moments, the observation normaliser, RNG states) is stored as more
+  named tensors in the same mapping, so resuming needs no new format.
+
+Files are written atomically: a temporary file in the destination directory, flushed and
+``fsync``-ed, then :func:`os.replace`-d over the target, so a crash (even SIGKILL) mid-save leaves
+either the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from jacrl.common.errors import CheckpointError
+
+FORMAT_VERSION = 1
+META_MEMBER = "meta.json"
+WEIGHTS_MEMBER = "weights.pt"
+
+
+@dataclass
+class SavedAgent:
+    """The contents of a saved agent: what :func:`write_agent` writes and :func:`read_agent` reads.
+
+    :param cls: the agent class name; :func:`read_agent` refuses a file saved by another class.
+    :param hyperparameters: the constructor arguments, JSON values only.
+    :param observation_space: :func:`describe_space` of the observation space.
+    :param action_space: :func:`describe_space` of the action space.
+    :param num_timesteps: env steps trained so far.
+    :param tensors: flat ``name -> Tensor`` mapping (weights, and for checkpoints optimizer and
+        RNG state).
+    :param extra: free-form JSON for state that is not a tensor (step counters, optimizer
+        hyperparameters).
+    """
+
+    cls: str
+    hyperparameters: dict[str, Any]
+    observation_space: dict[str, Any]
+    action_space: dict[str, Any]
+    num_timesteps: int
+    tensors: dict[str, torch.Tensor]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _json_number(value: float) -> float | str:
+    # JSON has no inf/nan; unbounded Box limits are written as the strings "inf" / "-inf".
+    return float(value) if np.isfinite(value) else str(float(value))
+
+
+def describe_space(space: spaces.Space) -> dict[str, Any]:
+    """A JSON description of a Box or Discrete space, precise enough to compare on load.
+
+    :raises CheckpointError: for other space types (agents reject them before they can be saved).
+    """
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+            "low": [_json_number(v) for v in space.low.flat],
+            "high": [_json_number(v) for v in space.high.flat],
+        }
+    raise CheckpointError(f"cannot describe a {type(space).__name__} space; Box and Discrete only")
+
+
+def space_from_description(description: Mapping[str, Any]) -> spaces.Space:
+    """Rebuild the space :func:`describe_space` described (used by ``load`` without an env)."""
+    if description["type"] == "Discrete":
+        return spaces.Discrete(description["n"], start=description["start"])
+    shape = tuple(description["shape"])
+    dtype = np.dtype(description["dtype"])
+    low = np.array([float(v) for v in description["low"]], dtype=dtype).reshape(shape)
+    high = np.array([float(v) for v in description["high"]], dtype=dtype).reshape(shape)
+    return spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
+
+
+def check_space_matches(what: str, saved: Mapping[str, Any], space: spaces.Space) -> None:
+    """Raise :class:`CheckpointError` when ``space`` is not the space the agent was saved with.
+
+    :param what: "observation" or "action", for the message.
+    """
+    actual = describe_space(space)
+    if actual != dict(saved):
+        raise CheckpointError(
+            f"the env's {what} space {space} does not match the saved agent's "
+            f"{space_from_description(saved)}; load with env=None to predict only, or pass an env "
+            "with the same spaces"
+        )
+
+
+def write_agent(path: str | os.PathLike[str], saved: SavedAgent, jacrl_version: str) -> Path:
+    """Write ``saved`` to ``path`` atomically; adds ``.zip`` when the name has no suffix.
+
+    :return: the path written.
+    """
+    target = Path(path)
+    if target.suffix == "":
+        target = target.with_suffix(".zip")
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "class": saved.cls,
+        "jacrl_version": jacrl_version,
+        "hyperparameters": saved.hyperparameters,
+        "observation_space": saved.observation_space,
+        "action_space": saved.action_space,
+        "num_timesteps": saved.num_timesteps,
+        "extra": saved.extra,
+    }
+    weights = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in saved.tensors.items()}, weights)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr(META_MEMBER, json.dumps(meta, indent=2, allow_nan=False))
+                archive.writestr(WEIGHTS_MEMBER, weights.getvalue())
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_agent(path: str | os.PathLike[str], expected_cls: str) -> SavedAgent:
+    """Read and validate a file written by :func:`write_agent`.
+
+    :param expected_cls: the class name the caller will build; another class's file is refused.
+    :raises CheckpointError: missing, truncated or corrupt file, missing member, a format newer
+        than this jacrl reads, or a file saved by another agent class.
+    """
+    source = Path(path)
+    if not source.is_file() and source.suffix == "" and source.with_suffix(".zip").is_file():
+        source = source.with_suffix(".zip")
+    if not source.is_file():
+        raise CheckpointError(f"no saved agent at {source}")
+    try:
+        with zipfile.ZipFile(source) as archive:
+            names = set(archive.namelist())
+            missing = {META_MEMBER, WEIGHTS_MEMBER} - names
+            if missing:
+                raise CheckpointError(
+                    f"{source} lacks {sorted(missing)}; a saved agent holds {META_MEMBER} and "
+                    f"{WEIGHTS_MEMBER}"
+                )
+            meta = json.loads(archive.read(META_MEMBER))
+            weights = archive.read(WEIGHTS_MEMBER)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+        raise CheckpointError(
+            f"{source} is not a readable zip (truncated or corrupt): {exc}"
+        ) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{source}: {META_MEMBER} is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("format_version"), int):
+        raise CheckpointError(f"{source}: {META_MEMBER} has no integer format_version")
+    if meta["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{source} uses format version {meta['format_version']}, newer than the "
+            f"{FORMAT_VERSION} this jacrl reads; upgrade jacrl (saved by jacrl "
+            f"{meta.get('jacrl_version', '?')})"
+        )
+    if meta.get("class") != expected_cls:
+        raise CheckpointError(
+            f"{source} holds a {meta.get('class')}, not a {expected_cls}; load it with "
+            f"{meta.get('class')}.load"
+        )
+    try:
+        tensors = torch.load(io.BytesIO(weights), weights_only=True, map_location="cpu")
+    except Exception as exc:  # torch raises many types for a corrupt stream
+        raise CheckpointError(f"{source}: {WEIGHTS_MEMBER} cannot be read: {exc}") from exc
+    if not isinstance(tensors, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()
+    ):
+        raise CheckpointError(f"{source}: {WEIGHTS_MEMBER} is not a flat name -> tensor mapping")
+    try:
+        return SavedAgent(
+            cls=meta["class"],
+            hyperparameters=dict(meta["hyperparameters"]),
+            observation_space=dict(meta["observation_space"]),
+            action_space=dict(meta["action_space"]),
+            num_timesteps=int(meta["num_timesteps"]),
+            tensors=tensors,
+            extra=dict(meta.get("extra", {})),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: {META_MEMBER} lacks a field: {exc}") from exc

@@ -1,0 +1,252 @@
+"""JacobianAgent: both rules on Discrete and Box tasks, the policy's density, learning, logs."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from jacrl.agents import JacobianAgent
+from jacrl.agents.jacobian.buffer import RolloutBuffer
+from jacrl.agents.jacobian.policy import JacobianPolicy
+from jacrl.common.errors import ConfigError
+
+TINY = dict(n_steps=32, batch_size=32, n_epochs=2, lift_hidden=(8,), value_hidden=(8,))
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(rule="density"),
+        dict(rule="volume"),
+        dict(rule="volume", embed="pad", advantage="reward", update="reinforce"),  # the seed
+        dict(rule="density", advantage="baseline", update="reinforce", parameterization="lu"),
+        dict(rule="density", depth=0),
+    ],
+)
+def test_rules_run_on_discrete_and_box_tasks(env_id, config):
+    agent = JacobianAgent(env_id, seed=0, **TINY, **config).learn(96)
+    assert agent.num_timesteps == 96
+    assert all(torch.isfinite(v).all() for v in agent.get_parameters().values())
+    obs = np.stack([agent.observation_space.sample() for _ in range(16)])
+    actions, _ = agent.predict(obs)
+    assert all(agent.action_space.contains(a) for a in actions)
+
+
+@pytest.mark.parametrize(
+    "env_id",
+    [
+        "Acrobot-v1",
+        "MountainCar-v0",
+        "MountainCarContinuous-v0",
+        "jacrl/DigitsBandit-v0",
+        "jacrl/Reach-v0",
+    ],
+)
+def test_classic_control_and_jacrl_envs_work_out_of_the_box(env_id):
+    agent = JacobianAgent(env_id, seed=0, **TINY).learn(64)
+    mean, _ = evaluate_policy(agent, agent.get_env(), n_eval_episodes=1, deterministic=True)
+    assert np.isfinite(mean)
+
+
+def test_density_rule_improves_cartpole_return():
+    """Untrained vs trained mean return on the same eval seeds, a test-sized budget."""
+    agent = JacobianAgent(
+        "CartPole-v1",
+        seed=0,
+        n_envs=8,
+        n_steps=32,
+        batch_size=256,
+        n_epochs=20,
+        gamma=0.98,
+        gae_lambda=0.8,
+        learning_rate=1e-3,
+    )
+
+    def mean_return() -> float:
+        env = Monitor(gym.make("CartPole-v1"))
+        env.reset(seed=123)
+        return evaluate_policy(agent, env, n_eval_episodes=5, deterministic=True)[0]
+
+    before = mean_return()
+    agent.learn(6000)
+    after = mean_return()
+    assert after >= before + 100, (before, after)
+
+
+def make_policy(rule: str, depth: int = 2, embed: str = "mlp", k: int = 2) -> JacobianPolicy:
+    torch.manual_seed(0)
+    return JacobianPolicy(
+        obs_dim=3,
+        action_space=spaces.Discrete(k),
+        n=4,
+        depth=depth,
+        rule=rule,
+        embed=embed,
+        parameterization="inverse",
+        activation="asinh",
+        sigma_x=0.7,
+        learn_sigma=True,
+        lift_hidden=(8,),
+        value_hidden=(8,),
+        max_cond=1e6,
+        dtype=torch.float64,
+    )
+
+
+@pytest.mark.parametrize("rule", ["density", "volume"])
+def test_log_prob_matches_autograd(rule):
+    """evaluate_actions' log-prob equals an independent computation:
+    log N(F⁻¹(y0); x0, σ²) + log|det ∂F⁻¹/∂y| with the Jacobian from jacrev."""
+    policy = make_policy(rule)
+    obs = torch.randn(5, 3)
+    with torch.no_grad(), policy.net.frozen():
+        y0 = policy.sample(obs)
+    _, log_prob, entropy = policy.evaluate_actions(obs, y0)
+
+    x0 = policy.embed(obs)
+    sigma = policy.log_sigma.exp()
+    for i in range(5):
+        y = y0[i]
+        jac = torch.func.jacrev(lambda v: policy.net.inverse(v[None])[0])(y)
+        logdet = torch.linalg.slogdet(jac).logabsdet
+        x = policy.net.inverse(y[None])[0]
+        gaussian = torch.distributions.Normal(x0[i], sigma).log_prob(x).sum()
+        expected = logdet if rule == "volume" else gaussian + logdet
+        torch.testing.assert_close(log_prob[i], expected, rtol=1e-9, atol=1e-9)
+    gaussian_entropy = torch.distributions.Normal(torch.zeros(4), sigma).entropy().sum()
+    torch.testing.assert_close(entropy, gaussian_entropy.expand(5))
+
+
+def test_volume_rule_gives_the_lift_and_sigma_no_gradient():
+    policy = make_policy("volume")
+    obs = torch.randn(5, 3)
+    with torch.no_grad(), policy.net.frozen():
+        y0 = policy.sample(obs)
+    policy.evaluate_actions(obs, y0)[1].sum().backward()
+    assert policy.log_sigma.grad is None or not policy.log_sigma.grad.any()
+    assert all(p.grad is None for p in policy.lift.parameters())
+    # every V_l moves ℓ; b_1 does not (x = V_1(σ⁻¹(z) − b_1) enters no σ⁻¹), other biases do
+    grads = {name: p.grad for name, p in policy.net.named_parameters()}
+    assert all(
+        g is not None and g.abs().sum() > 0 for n, g in grads.items() if n != "linears.0.bias"
+    )
+    assert grads["linears.0.bias"] is None or not grads["linears.0.bias"].any()
+
+
+def test_deterministic_action_is_argmax_of_f_of_x0_and_pad_embedding():
+    policy = make_policy("density", embed="pad", k=3)
+    obs = torch.randn(6, 3)
+    with torch.no_grad():
+        x0 = policy.embed(obs)
+        assert torch.equal(x0[:, 3], torch.zeros(6, dtype=torch.float64))
+        y0 = policy.sample(obs, deterministic=True)
+        torch.testing.assert_close(y0, policy.net(x0))
+    np.testing.assert_array_equal(policy.to_env_actions(y0), y0[:, :3].argmax(-1).numpy())
+
+
+def test_box_actions_are_squashed_into_bounds():
+    agent = JacobianAgent("Pendulum-v1", sigma_x=5.0, **TINY)
+    actions, _ = agent.predict(np.full((200, 3), 3.0, dtype=np.float32))
+    assert actions.shape == (200, 1) and actions.dtype == np.float32
+    assert (np.abs(actions) <= 2.0).all() and np.abs(actions).max() > 1.0
+
+
+def test_width_and_embedding_checks():
+    with pytest.raises(ConfigError, match="embed='pad'"):
+        JacobianAgent("CartPole-v1", embed="pad", width=3)
+    with pytest.raises(ConfigError, match="rule="):
+        JacobianAgent("CartPole-v1", rule="area")
+    assert JacobianAgent("CartPole-v1").n == 4
+    assert JacobianAgent("CartPole-v1", width=16).n == 16
+
+
+def test_advantage_estimators_on_a_hand_computed_rollout():
+    """Two steps, one env, episode ends after the first step; γ = 0.5, λ = 0.5."""
+    buffer = RolloutBuffer(n_steps=2, n_envs=1, obs_dim=1, n=1)
+    for reward, start in ((1.0, 1.0), (2.0, 1.0)):
+        buffer.add(np.zeros((1, 1)), np.zeros((1, 1)), np.array([reward]), np.array([start]), {})
+    buffer.values[:, 0] = [0.2, 0.4]
+    last_values, last_dones = np.array([1.0]), np.array([False])
+
+    buffer.compute_advantages("gae", last_values, last_dones, 0.5, 0.5, None)
+    # t=1: delta = 2 + 0.5*1 - 0.4 = 2.1; t=0 ends its episode: delta = 1 - 0.2 = 0.8
+    np.testing.assert_allclose(buffer.advantages[:, 0], [0.8, 2.1])
+    np.testing.assert_allclose(buffer.returns[:, 0], [1.0, 2.5])
+
+    buffer.compute_advantages("baseline", last_values, last_dones, 0.5, 0.5, 0.25)
+    np.testing.assert_allclose(buffer.returns[:, 0], [1.0, 2.0])  # no bootstrap without critic
+    np.testing.assert_allclose(buffer.advantages[:, 0], [0.75, 1.75])
+
+    buffer.compute_advantages("reward", last_values, last_dones, 0.5, 0.5, None)
+    np.testing.assert_allclose(buffer.advantages[:, 0], [1.0, 2.0])
+
+
+class RolloutProbe(BaseCallback):
+    """Looks at the rollout between collection and update."""
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        agent = self.model
+        buffer = agent.rollout_buffer
+        rollout = buffer.tensors(agent.device)
+        with torch.no_grad():
+            self.log_ratio = agent.policy.evaluate_actions(rollout.obs, rollout.y0)[1]
+        self.log_ratio -= rollout.log_probs
+        self.truncations = [(t, env) for t, env, _ in buffer.truncations]
+        t, env, final_obs = buffer.truncations[0]
+        with torch.no_grad():
+            final_value = agent.policy.predict_values(torch.as_tensor(final_obs[None])).item()
+        self.bootstrap = agent.gamma * final_value
+        self.env_reward = buffer.rewards[t, env] - self.bootstrap
+
+
+def test_first_ppo_ratio_is_one_and_truncated_episodes_are_bootstrapped():
+    agent = JacobianAgent("Pendulum-v1", seed=0, **{**TINY, "n_steps": 250})
+    probe = RolloutProbe()
+    agent.learn(250, callback=probe)  # Pendulum truncates at 200 steps
+    torch.testing.assert_close(probe.log_ratio, torch.zeros_like(probe.log_ratio))
+    assert probe.truncations == [(199, 0)]
+    assert probe.bootstrap != 0.0
+    assert -16.3 <= probe.env_reward <= 0.0  # Pendulum's reward range
+
+
+def test_tensorboard_keys_histogram_and_hparams(tmp_path):
+    agent = JacobianAgent("CartPole-v1", tensorboard_log=str(tmp_path), seed=0, **TINY)
+    agent.learn(64, tb_log_name="run")
+    (run_dir,) = tmp_path.iterdir()
+    assert run_dir.name == "run_1"
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    tags = events.Tags()
+    expected = {
+        "rollout/ep_rew_mean",
+        "rollout/ep_len_mean",
+        "time/fps",
+        "train/policy_loss",
+        "train/value_loss",
+        "train/approx_kl",
+        "train/clip_fraction",
+        "train/learning_rate",
+        "train/entropy_loss",
+        "jacobian/logdet_mean",
+        "jacobian/logdet_std",
+        "jacobian/cond_max",
+        "jacobian/grad_norm",
+        "jacobian/sigma_x",
+    }
+    assert expected <= set(tags["scalars"]), expected - set(tags["scalars"])
+    assert "jacobian/logdet_hist" in tags["histograms"]
+    assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
+    assert math.isfinite(events.Scalars("jacobian/cond_max")[-1].value)
