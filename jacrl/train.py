@@ -25,7 +25,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import yaml
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -87,7 +86,7 @@ def _eval_env_kwargs(env_id: str) -> dict[str, Any]:
 
 def _make_agent(
     agent: str, env_id: str, hp: dict[str, Any], n_envs: int, normalize: bool, seed: int
-) -> tuple[Any, VecEnv | None]:
+) -> tuple[Any, VecNormalize | None]:
     """Build the agent; returns it and, for SB3 with ``normalize``, the VecNormalize wrapper."""
     if agent in SB3_ALGORITHMS:
         venv: VecEnv = make_vec_env(env_id, n_envs=n_envs, seed=seed)
@@ -220,14 +219,14 @@ def train(
 
 
 def _final_evaluation(
-    model: BaseAlgorithm, eval_env: VecEnv, callback: EvalCallback, run_dir: Path
+    model: Any, eval_env: VecEnv, callback: EvalCallback, run_dir: Path
 ) -> tuple[float, float]:
     """Evaluate once more at the end and append it to ``evaluations.npz`` (if not just done)."""
     timesteps = list(callback.evaluations_timesteps)
     results = list(callback.evaluations_results)
     lengths = list(callback.evaluations_length)
     if not timesteps or timesteps[-1] != model.num_timesteps:
-        sync_envs_normalization(model.get_env(), eval_env)
+        sync_envs_normalization(model.get_env(), eval_env)  # SB3 + VecNormalize: share stats
         rewards, ep_lengths = evaluate_policy(
             model,
             eval_env,
@@ -236,8 +235,8 @@ def _final_evaluation(
             return_episode_rewards=True,
         )
         timesteps.append(model.num_timesteps)
-        results.append(list(rewards))
-        lengths.append(list(ep_lengths))
+        results.append(np.atleast_1d(rewards).tolist())
+        lengths.append(np.atleast_1d(ep_lengths).tolist())
     np.savez(
         run_dir / "evaluations.npz",
         timesteps=np.asarray(timesteps),
