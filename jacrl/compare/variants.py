@@ -23,7 +23,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "a2c": ("a2c", {}),
     "dqn": ("dqn", {}),
     SUPERVISED: (SUPERVISED, {}),
-    # the seed's update rule: ascend log|det J_{F^-1}(y0)| weighted by the advantage
+    # the seed, read literally: the volume rule on the zero-padded state, weighted by the raw
+    # reward, one REINFORCE step per rollout (no critic, no clipping, no learned lift)
+    "jacobian-seed": (
+        "jacobian",
+        {"rule": "volume", "embed": "pad", "advantage": "reward", "update": "reinforce"},
+    ),
+    # the seed's update rule with the density rule's machinery (learned lift, GAE, PPO clipping)
     "jacobian-volume": ("jacobian", {"rule": "volume"}),
     # the ablation "no F" (design.md §3b, open question 1): a Gaussian policy on the lift alone
     "jacobian-d0": ("jacobian", {"depth": 0}),
