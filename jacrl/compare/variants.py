@@ -27,7 +27,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # reward, one REINFORCE step per rollout (no critic, no clipping, no learned lift)
     "jacobian-seed": (
         "jacobian",
-        {"rule": "volume", "embed": "pad", "advantage": "reward", "update": "reinforce"},
+        # width None: the default max(obs, actions), since padding needs width >= obs size
+        {
+            "rule": "volume",
+            "embed": "pad",
+            "advantage": "reward",
+            "update": "reinforce",
+            "width": None,
+        },
     ),
     # the seed's update rule with the density rule's machinery (learned lift, GAE, PPO clipping)
     "jacobian-volume": ("jacobian", {"rule": "volume"}),
