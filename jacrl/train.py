@@ -33,6 +33,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_nor
 
 from jacrl.agents.sb3 import SB3_ALGORITHMS, make_sb3_agent
 from jacrl.common.errors import ConfigError
+from jacrl.envs.registration import check_env_id
 from jacrl.presets import RUN_KEYS, load_preset, resolve_schedules
 
 JACRL_AGENTS = ("jacobian", "backprop")
@@ -60,16 +61,6 @@ class RunResult:
 def run_dir_for(log_root: str | Path, env_id: str, agent: str, seed: int) -> Path:
     """``<log_root>/<env>/<agent>_<seed>`` with the env id made a folder name (``/`` → ``_``)."""
     return Path(log_root) / env_id.replace("/", "_") / f"{agent}_{seed}"
-
-
-def _check_env_id(env_id: str) -> None:
-    try:
-        gym.spec(env_id)
-    except gym.error.Error as exc:
-        raise ConfigError(
-            f"unknown env id '{env_id}' ({exc}); `jacrl envs` lists jacrl's own ids, and any "
-            "Gymnasium id (e.g. CartPole-v1, Pendulum-v1) works"
-        ) from exc
 
 
 def _eval_env_kwargs(env_id: str) -> dict[str, Any]:
@@ -156,7 +147,7 @@ def train(
     :param run_name: the run folder's name before ``_<seed>`` (default: ``agent``); compare's
         variants (``jacobian-d0``…) use it to keep their runs apart.
     """
-    _check_env_id(env_id)
+    check_env_id(env_id)
     run, agent_hp = resolve_config(agent, env_id, steps, hp, preset)
     if eval_every is not None and eval_every <= 0:
         raise ConfigError(f"eval_every must be a positive number of env steps, got {eval_every}")

@@ -65,6 +65,7 @@ from jacrl.common.serialization import (
     space_from_description,
     write_agent,
 )
+from jacrl.envs.registration import check_env_id
 
 AgentT = TypeVar("AgentT", bound="BaseAgent")
 
@@ -213,13 +214,7 @@ class BaseAgent(ABC):
         if isinstance(env, VecEnv):
             return env
         if isinstance(env, str):
-            try:
-                gym.spec(env)
-            except gym.error.Error as exc:
-                raise JacrlError(
-                    f"unknown env id '{env}' ({exc}); run `jacrl envs` to list the registered "
-                    "ids (jacrl/... ids appear after `import jacrl`)"
-                ) from exc
+            check_env_id(env)
             return make_vec_env(env, n_envs=n_envs, seed=seed)
         if isinstance(env, gym.Env):
             if n_envs != 1:
