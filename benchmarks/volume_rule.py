@@ -16,7 +16,10 @@ advantage, one REINFORCE step per rollout, σ_x = 1):
               where every raw reward is +1)
   lr0         control: the seed with learning_rate 0 (the untrained network, with the same running
               observation normalisation): what the deterministic policy scores without learning
+  lr0-sigma0.1  the same control at σ_x = 0.1 (σ_x changes the visited states, hence the running
+              observation normalisation, hence the deterministic policy even without learning)
   density     reference: the density rule (exact REINFORCE), pad, baseline advantage, REINFORCE
+  density-ppo reference: JacobianAgent's preset as is (density rule, learned lift, GAE, PPO)
   random      reference: uniformly random actions
 
 Diagnostic (does the rule use the reward?): before every update, on that rollout, with F's
@@ -45,6 +48,7 @@ from learning import TASKS, fmt, random_score
 
 import jacrl  # noqa: F401  (registers the jacrl/ envs)
 from jacrl.agents import JacobianAgent
+from jacrl.common.errors import JacrlError
 from jacrl.train import train
 
 SEED = {"rule": "volume", "embed": "pad", "advantage": "reward", "update": "reinforce"}
@@ -57,8 +61,12 @@ VARIANTS: dict[str, dict] = {
     "sigma0.1": {"sigma_x": 0.1},
     "baseline": {"advantage": "baseline"},
     "lr0": {"learning_rate": 0.0},
+    "lr0-sigma0.1": {"learning_rate": 0.0, "sigma_x": 0.1},
     "density": {"rule": "density", "advantage": "baseline"},
+    "density-ppo": {},
 }
+#: variants that run the preset unchanged, without SEED and ENV_HP
+PRESET_VARIANTS = {"density-ppo"}
 #: per-env settings on top of the preset: width None = max(obs, actions), as pad needs; on the
 #: digits bandit the preset's 2048-step rollout would give REINFORCE only 3 steps in 5 passes
 ENV_HP: dict[str, dict] = {
@@ -139,7 +147,7 @@ def main() -> None:
             unit, digits = ("accuracy", 3) if task.accuracy else ("return", 1)
             print(f"\n{env_id}: {budget} steps, seeds {seeds}, final/best deterministic {unit}")
             header = (
-                f"{'variant':<10}{'final':>18}{'best':>18}{'cos(g,PG)':>11}"
+                f"{'variant':<13}{'final':>15}{'best':>15}{'cos(g,PG)':>11}"
                 f"{'cos(shuf,PG)':>14}{'|g-g_shuf|/|g|':>16}{'s':>6}"
             )
             print(header + "\n" + "-" * len(header))
@@ -147,10 +155,14 @@ def main() -> None:
                 if variant == "random":
                     episodes = 360 if task.accuracy else 10
                     cell = fmt([random_score(env_id, task, s, episodes) for s in seeds], digits)
-                    print(f"{variant:<10}{cell:>18}{cell:>18}")
+                    print(f"{variant:<13}{cell:>15}{cell:>15}")
                     continue
-                hp = {**ENV_HP.get(env_id, {}), **SEED, **VARIANTS[variant]}
-                finals, bests, diagnostics = [], [], []
+                hp = (
+                    {}
+                    if variant in PRESET_VARIANTS
+                    else {**ENV_HP.get(env_id, {}), **SEED, **VARIANTS[variant]}
+                )
+                finals, bests, diagnostics, failures = [], [], [], []
                 start = time.perf_counter()
                 original = JacobianAgent.train
 
@@ -161,30 +173,38 @@ def main() -> None:
                     _original(agent)
 
                 for seed in seeds:
-                    with mock.patch.object(JacobianAgent, "train", train_with_diagnostic):
-                        result = train(
-                            "jacobian",
-                            env_id,
-                            steps=budget,
-                            seed=seed,
-                            hp=hp,
-                            log_root=Path(tmp) / variant,
-                            eval_every=max(budget // args.evals, 1),
-                        )
+                    try:
+                        with mock.patch.object(JacobianAgent, "train", train_with_diagnostic):
+                            result = train(
+                                "jacobian",
+                                env_id,
+                                steps=budget,
+                                seed=seed,
+                                hp=hp,
+                                log_root=Path(tmp) / variant,
+                                eval_every=max(budget // args.evals, 1),
+                            )
+                    except JacrlError as error:  # e.g. |J| overflowing: report, go on
+                        failures.append(f"seed {seed}: {type(error).__name__}: {error}")
+                        continue
                     scores = np.load(Path(result.run_dir) / "evaluations.npz")["results"].mean(1)
                     if task.accuracy:
                         scores = (scores + 1.0) / 2.0
                     finals.append(float(scores[-1]))
                     bests.append(float(scores.max()))
                 cos_pg, cos_shuf, dependence = np.mean(diagnostics, axis=0)
+                if not finals:
+                    finals = bests = [float("nan")]
                 print(
-                    f"{variant:<10}{fmt(finals, digits):>18}{fmt(bests, digits):>18}"
+                    f"{variant:<13}{fmt(finals, digits):>15}{fmt(bests, digits):>15}"
                     f"{cos_pg:>11.3f}{cos_shuf:>14.3f}{dependence:>16.3f}"
                     f"{time.perf_counter() - start:>6.0f}",
                     flush=True,
                 )
                 per_seed = ", ".join(f"{v:.{digits}f}" for v in finals)
-                print(f"{'':<10}per seed final: {per_seed}; {len(diagnostics)} updates")
+                print(f"{'':<13}per seed final: {per_seed}; {len(diagnostics)} updates")
+                for failure in failures:
+                    print(f"{'':<13}FAILED {failure}")
 
 
 if __name__ == "__main__":
