@@ -9,6 +9,8 @@ advantage, one REINFORCE step per rollout, σ_x = 1):
   seed        the seed as written (y0 held fixed, grow ℓ = log|det J_{F⁻¹}(y0)|)
   absdet      grow |J| itself (seed eqs. 7, 11): the step of each sample is weighted by its |J|
   hold-x0     hold the input x that produced y0, grow ℓ(F(x)) = −log|det J_F(x)|
+  x0-baseline hold-x0 with the baseline advantage (docs/volume_rule.md: hold-x0 is REINFORCE plus
+              an advantage-weighted entropy term, which a baseline shrinks)
   softmax     reward-weighted averaging: weights N·softmax(r) instead of r
   sigma0.3    σ_x = 0.3
   sigma0.1    σ_x = 0.1
@@ -56,6 +58,7 @@ VARIANTS: dict[str, dict] = {
     "seed": {},
     "absdet": {"volume_objective": "absdet"},
     "hold-x0": {"volume_hold": "x0"},
+    "x0-baseline": {"volume_hold": "x0", "advantage": "baseline"},
     "softmax": {"advantage_weighting": "softmax"},
     "sigma0.3": {"sigma_x": 0.3},
     "sigma0.1": {"sigma_x": 0.1},

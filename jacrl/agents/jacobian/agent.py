@@ -41,8 +41,9 @@ class JacobianAgent(BaseAgent):
 
     :param env: see :class:`~jacrl.agents.base.BaseAgent`.
     :param rule: ``"density"`` (exact REINFORCE/PPO gradient of the invertible policy) or
-        ``"volume"`` (the seed: grow ℓ(y0) = log|det J_{F⁻¹}(y0)| on positive advantage; biased,
-        design §3b). With ``update="ppo"`` the volume ratio is exp(ℓ_new − ℓ_old).
+        ``"volume"`` (the seed: grow ℓ(y0) = log|det J_{F⁻¹}(y0)| on positive advantage; biased
+        and blind to the state, so it does not learn: docs/volume_rule.md). With
+        ``update="ppo"`` the volume ratio is exp(ℓ_new − ℓ_old).
     :param advantage: ``"gae"`` (value net, GAE(λ)), ``"baseline"`` (discounted return minus a
         running mean) or ``"reward"`` (raw reward r_t, the seed; never normalised — on CartPole
         every reward is +1, so it carries no ranking). Advantages of the first two are
