@@ -31,6 +31,24 @@ TINY = dict(n_steps=32, batch_size=32, n_epochs=2, lift_hidden=(8,), value_hidde
         dict(rule="volume", embed="pad", advantage="reward", update="reinforce"),  # the seed
         dict(rule="density", advantage="baseline", update="reinforce", parameterization="lu"),
         dict(rule="density", depth=0),
+        # volume-rule variants (docs/volume_rule.md)
+        dict(
+            rule="volume",
+            embed="pad",
+            advantage="reward",
+            update="reinforce",
+            volume_objective="absdet",
+        ),
+        dict(rule="volume", embed="pad", advantage="reward", update="reinforce", volume_hold="x0"),
+        dict(rule="volume", volume_hold="x0"),  # PPO ratio of the x-held score
+        dict(
+            rule="volume",
+            embed="pad",
+            advantage="baseline",
+            update="reinforce",
+            advantage_weighting="softmax",
+            sigma_x=0.1,
+        ),
     ],
 )
 def test_rules_run_on_discrete_and_box_tasks(env_id, config):
@@ -83,7 +101,9 @@ def test_density_rule_improves_cartpole_return():
     assert after >= before + 100, (before, after)
 
 
-def make_policy(rule: str, depth: int = 2, embed: str = "mlp", k: int = 2) -> JacobianPolicy:
+def make_policy(
+    rule: str, depth: int = 2, embed: str = "mlp", k: int = 2, **volume: str
+) -> JacobianPolicy:
     torch.manual_seed(0)
     return JacobianPolicy(
         obs_dim=3,
@@ -100,6 +120,7 @@ def make_policy(rule: str, depth: int = 2, embed: str = "mlp", k: int = 2) -> Ja
         value_hidden=(8,),
         max_cond=1e6,
         dtype=torch.float64,
+        **volume,
     )
 
 
@@ -250,3 +271,72 @@ def test_tensorboard_keys_histogram_and_hparams(tmp_path):
     assert "jacobian/logdet_hist" in tags["histograms"]
     assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
     assert math.isfinite(events.Scalars("jacobian/cond_max")[-1].value)
+
+
+def net_grads(policy: JacobianPolicy) -> dict[str, torch.Tensor]:
+    return {
+        name: torch.zeros_like(p) if p.grad is None else p.grad.clone()
+        for name, p in policy.net.named_parameters()
+    }
+
+
+def test_absdet_gradient_is_abs_det_times_logdet_gradient():
+    """volume_objective="absdet" follows seed eq. 11: ∇|J| = |J|·∇log|J|, with |J| and its
+    gradient computed independently (jacrev of F⁻¹, then |det|, then autograd)."""
+    policy = make_policy("volume", volume_objective="absdet")
+    obs = torch.randn(3, 3)
+    with torch.no_grad(), policy.net.frozen():
+        y0 = policy.sample(obs)
+    score, logabsdet = policy.log_prob(obs, y0)
+    torch.testing.assert_close(score, logabsdet.exp())
+    for i in range(3):
+        policy.zero_grad()
+        policy.log_prob(obs[i : i + 1], y0[i : i + 1])[0].sum().backward()
+        got = net_grads(policy)
+        policy.zero_grad()
+        jac = torch.func.jacrev(lambda v: policy.net.inverse(v[None])[0])(y0[i])
+        absdet = torch.linalg.det(jac).abs()
+        absdet.backward()
+        literal = net_grads(policy)
+        policy.zero_grad()
+        logdet = torch.linalg.slogdet(
+            torch.func.jacrev(lambda v: policy.net.inverse(v[None])[0])(y0[i])
+        ).logabsdet
+        logdet.backward()
+        log_grads = net_grads(policy)
+        for name, g in got.items():
+            torch.testing.assert_close(g, literal[name], rtol=1e-8, atol=1e-10)
+            torch.testing.assert_close(g, absdet.detach() * log_grads[name])
+
+
+def test_x0_hold_scores_minus_forward_logdet_at_the_stored_input():
+    """volume_hold="x0": the score is −log|det J_F(x)| at the stored input x (autograd check); at
+    the weights that acted it equals ℓ(y0); unlike y0-hold, b_1 gets a gradient (x is fixed, so
+    the first pre-activation W_1 x + b_1 moves with b_1)."""
+    policy = make_policy("volume", volume_hold="x0")
+    assert policy.needs_input
+    obs = torch.randn(4, 3)
+    with torch.no_grad(), policy.net.frozen():
+        y0 = policy.sample(obs)
+    x = policy.net.inverse(y0).detach()
+    score, _ = policy.log_prob(obs, y0, x)
+    held_y0, _ = make_policy("volume").log_prob(obs, y0)
+    torch.testing.assert_close(score, held_y0, rtol=1e-9, atol=1e-9)
+    for i in range(4):
+        jac = torch.func.jacrev(lambda v: policy.net(v[None])[0])(x[i])
+        torch.testing.assert_close(score[i], -torch.linalg.slogdet(jac).logabsdet)
+    score.sum().backward()
+    assert policy.net.get_parameter("linears.0.bias").grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="needs the input"):
+        policy.log_prob(obs, y0)
+
+
+def test_volume_option_checks():
+    with pytest.raises(ConfigError, match="volume_objective"):
+        make_policy("volume", volume_objective="det")
+    with pytest.raises(ConfigError, match="volume_hold"):
+        make_policy("volume", volume_hold="x")
+    with pytest.raises(ConfigError, match="reinforce"):
+        JacobianAgent("CartPole-v1", rule="volume", volume_objective="absdet", **TINY)
+    with pytest.raises(ConfigError, match="advantage_weighting"):
+        JacobianAgent("CartPole-v1", advantage_weighting="rwr", **TINY)

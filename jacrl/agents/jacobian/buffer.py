@@ -27,6 +27,7 @@ class RolloutBatch(NamedTuple):
     advantages: Tensor
     returns: Tensor
     logabsdet: Tensor
+    x: Tensor
 
 
 class RolloutBuffer:
@@ -42,6 +43,8 @@ class RolloutBuffer:
         self.n_steps, self.n_envs = n_steps, n_envs
         self.obs = np.zeros((n_steps, n_envs, obs_dim), dtype=np.float32)
         self.y0 = np.zeros((n_steps, n_envs, n), dtype=np.float64)
+        #: the inputs x = F⁻¹(y0) under the weights that acted (filled for volume_hold="x0" only)
+        self.x = np.zeros((n_steps, n_envs, n), dtype=np.float64)
         self.rewards = np.zeros((n_steps, n_envs), dtype=np.float64)
         self.episode_starts = np.zeros((n_steps, n_envs), dtype=np.float64)
         self.values = np.zeros((n_steps, n_envs), dtype=np.float64)
@@ -142,4 +145,5 @@ class RolloutBuffer:
             advantages=flat(self.advantages),
             returns=flat(self.returns).float(),
             logabsdet=flat(self.logabsdet),
+            x=flat(self.x),
         )

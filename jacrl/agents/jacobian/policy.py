@@ -10,6 +10,9 @@ which the two learning rules use:
 - ``rule="density"``: the log-probability is the whole expression (REINFORCE/PPO on this policy);
 - ``rule="volume"`` (the seed, eq. 7 as a log): the "log-probability" is ℓ(y0) alone, y0 held fixed
   (∂y0/∂V ≡ 0). It ignores the Gaussian term, so the lift and σ_x get no gradient from it.
+  Variants (docs/volume_rule.md): ``volume_objective="absdet"`` scores |J| = exp ℓ itself, whose
+  gradient is seed eq. 11, |J|·∇ℓ; ``volume_hold="x0"`` holds the input x that produced y0 fixed
+  instead of y0 and scores ℓ(F(x)) = −log|det J_F(x)|.
 
 The env action is read off y0: ``argmax y0[:k]`` for Discrete(k), the first k components squashed
 into the bounds (``tanh``) for Box(k). The reward depends on y0 only through the action, so the
@@ -31,6 +34,8 @@ from jacrl.nn import InvertibleMLP
 
 RULES = ("density", "volume")
 EMBEDS = ("mlp", "pad")
+VOLUME_OBJECTIVES = ("logdet", "absdet")
+VOLUME_HOLDS = ("y0", "x0")
 
 
 def tanh_mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
@@ -68,6 +73,12 @@ class JacobianPolicy(nn.Module):
     :param value_hidden: hidden sizes of the value network, or ``None`` for no critic.
     :param max_cond: bound on cond(V_l), checked by ``net.check_conditioning``.
     :param dtype: dtype of F and the density (float64: float32 inverses lose accuracy, §3b).
+    :param volume_objective: the volume rule's score: ``"logdet"`` ℓ (design §2) or ``"absdet"``
+        |J| = exp ℓ (seed eqs. 7 and 11 literally: ∇|J| = |J|·∇ℓ, so each sample's step is
+        weighted by its own volume).
+    :param volume_hold: what the volume rule holds fixed: ``"y0"`` (the seed, ∂y0/∂V ≡ 0) or
+        ``"x0"`` (the seed's x0, i.e. the noisy input x = x0(s) + σ_x ε that produced y0; the
+        score is ℓ at y = F(x), −log|det J_F(x)|, and y moves with the weights).
     """
 
     net: InvertibleMLP
@@ -91,10 +102,17 @@ class JacobianPolicy(nn.Module):
         value_hidden: Sequence[int] | None,
         max_cond: float,
         dtype: torch.dtype,
+        volume_objective: str = "logdet",
+        volume_hold: str = "y0",
     ) -> None:
         super().__init__()
-        if rule not in RULES:
-            raise ConfigError(f"rule={rule!r}: expected one of {RULES}")
+        for name, value, accepted in (
+            ("rule", rule, RULES),
+            ("volume_objective", volume_objective, VOLUME_OBJECTIVES),
+            ("volume_hold", volume_hold, VOLUME_HOLDS),
+        ):
+            if value not in accepted:
+                raise ConfigError(f"{name}={value!r}: expected one of {accepted}")
         if embed not in EMBEDS:
             raise ConfigError(f"embed={embed!r}: expected one of {EMBEDS}")
         k = action_size(action_space)
@@ -109,6 +127,7 @@ class JacobianPolicy(nn.Module):
             raise ConfigError(f"sigma_x={sigma_x}: the noise scale must be positive")
         self.obs_dim, self.n, self.k = obs_dim, n, k
         self.rule, self.dtype = rule, dtype
+        self.volume_objective, self.volume_hold = volume_objective, volume_hold
         self.discrete = isinstance(action_space, spaces.Discrete)
         self.action_start = (
             int(action_space.start) if isinstance(action_space, spaces.Discrete) else 0
@@ -149,14 +168,29 @@ class JacobianPolicy(nn.Module):
             return obs.new_zeros(obs.shape[0])
         return self.value_net(obs).squeeze(-1)
 
-    def log_prob(self, obs: Tensor, y0: Tensor) -> tuple[Tensor, Tensor]:
-        """(the rule's log-probability of y0, ℓ(y0)), each ``(batch,)``: one inverse pass of F.
+    @property
+    def needs_input(self) -> bool:
+        """Whether :meth:`log_prob` needs the input x that produced y0 (``volume_hold="x0"``)."""
+        return self.rule == "volume" and self.volume_hold == "x0"
 
-        density: log N(F⁻¹(y0); x0(s), σ_x² I) + ℓ(y0); volume: ℓ(y0) alone.
+    def log_prob(self, obs: Tensor, y0: Tensor, x: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(the rule's log-probability of y0, ℓ(y0)), each ``(batch,)``: one pass of F.
+
+        density: log N(F⁻¹(y0); x0(s), σ_x² I) + ℓ(y0); volume: ℓ(y0) alone, or |J| = exp ℓ(y0)
+        (``volume_objective="absdet"``). With ``volume_hold="x0"`` ℓ is taken at F(x) for the
+        stored input ``x`` (a forward pass), −log|det J_F(x)|: it equals ℓ(y0) under the weights
+        that acted, but y = F(x) moves with the weights.
         """
-        x, logabsdet = self.net.inverse_and_logdet(y0)
+        if self.needs_input:
+            if x is None:
+                raise ConfigError("volume_hold='x0' needs the input x that produced y0")
+            _, forward_logdet = self.net.forward_and_logdet(x)
+            logabsdet = -forward_logdet
+        else:
+            x, logabsdet = self.net.inverse_and_logdet(y0)
         if self.rule == "volume":
-            return logabsdet, logabsdet
+            score = logabsdet.exp() if self.volume_objective == "absdet" else logabsdet
+            return score, logabsdet
         x0 = self.embed(obs)
         z = (x - x0) / self.log_sigma.exp()
         gaussian = -0.5 * z**2 - self.log_sigma - 0.5 * math.log(2 * math.pi)
@@ -179,10 +213,13 @@ class JacobianPolicy(nn.Module):
         x = x0 if deterministic else x0 + self.log_sigma.exp() * torch.randn_like(x0)
         return self.net(x)
 
-    def evaluate_actions(self, obs: Tensor, y0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(values, log_prob, entropy) of stored pre-actions ``y0`` under the current weights,
-        SB3's ``evaluate_actions`` with y0 in place of the env action."""
-        log_prob, _ = self.log_prob(obs, y0)
+    def evaluate_actions(
+        self, obs: Tensor, y0: Tensor, x: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(values, log_prob, entropy) of stored pre-actions ``y0`` (and inputs ``x``, needed by
+        ``volume_hold="x0"`` only) under the current weights, SB3's ``evaluate_actions`` with y0 in
+        place of the env action."""
+        log_prob, _ = self.log_prob(obs, y0, x)
         return self.predict_values(obs), log_prob, self.entropy(obs.shape[0])
 
     def to_env_actions(self, y0: Tensor) -> np.ndarray:
