@@ -181,8 +181,10 @@ class JacobianAgent(BaseAgent):
             dtype=DTYPES[dtype],
         ).to(self.device)
         self._trained_parameters = [p for p in self.policy.parameters() if p.requires_grad]
+        # foreach: a few multi-tensor kernels instead of ~8 ops per parameter tensor, with the
+        # same arithmetic per element (bit-identical weights to the single-tensor loop)
         self.optimizer = torch.optim.Adam(
-            self._trained_parameters, lr=self._lr_schedule(1.0), eps=1e-5
+            self._trained_parameters, lr=self._lr_schedule(1.0), eps=1e-5, foreach=True
         )
         self.rollout_buffer = RolloutBuffer(n_steps, self.n_envs, obs_dim, self.n)
         #: running mean of discounted returns, the baseline of ``advantage="baseline"``
