@@ -197,7 +197,20 @@ class InvertibleMLP(nn.Module):
 
     def _inverse_pass(self, y: Tensor) -> tuple[Tensor, Tensor]:
         logabsdet = y.new_zeros(y.shape[:-1])
-        for layer in reversed(self.layers()):
+        layers = self.layers()
+        if len(layers) > 1 and all(type(layer) is InverseLinear for layer in layers):
+            # one batched slogdet (and one batched solve in backward) for all layers instead of
+            # one per layer: the same LU per matrix, so the same values and gradients
+            matrices = torch.stack([layer.inverse_weight() for layer in layers])
+            layer_logdets = list(torch.linalg.slogdet(matrices).logabsdet.unbind())
+            for layer, layer_logdet in zip(reversed(layers), reversed(layer_logdets), strict=True):
+                y, activation_logdet = self.activation.inverse(y)
+                if layer.bias is not None:
+                    y = y - layer.bias
+                y = layer.apply_inverse_weight(y)
+                logabsdet = logabsdet + activation_logdet + layer_logdet.expand(y.shape[:-1])
+            return y, logabsdet
+        for layer in reversed(layers):
             y, activation_logdet = self.activation.inverse(y)
             y, layer_logdet = layer.inverse(y)
             logabsdet = logabsdet + activation_logdet + layer_logdet
