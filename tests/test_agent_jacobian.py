@@ -17,7 +17,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from jacrl.agents import JacobianAgent
 from jacrl.agents.jacobian.buffer import RolloutBuffer
 from jacrl.agents.jacobian.policy import JacobianPolicy
-from jacrl.common.errors import ConfigError
+from jacrl.common.errors import ConfigError, NonFiniteError
+from jacrl.nn import SingularWeightError
 
 TINY = dict(n_steps=32, batch_size=32, n_epochs=2, lift_hidden=(8,), value_hidden=(8,))
 
@@ -340,3 +341,102 @@ def test_volume_option_checks():
         JacobianAgent("CartPole-v1", rule="volume", volume_objective="absdet", **TINY)
     with pytest.raises(ConfigError, match="advantage_weighting"):
         JacobianAgent("CartPole-v1", advantage_weighting="rwr", **TINY)
+
+
+# The acting snapshot (design §3b "Cost"): W = V⁻¹ once per rollout, kept until weights change
+
+
+@pytest.mark.parametrize("embed", ["mlp", "pad"])
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_actor_is_bit_identical_to_sample(embed, deterministic):
+    policy = make_policy("density", embed=embed)
+    obs = torch.randn(7, 3)
+    torch.manual_seed(1)
+    with torch.no_grad(), policy.net.frozen():
+        expected = policy.sample(obs, deterministic)
+    torch.manual_seed(1)
+    with torch.inference_mode():
+        actual = policy.actor()(obs, deterministic)
+    assert torch.equal(actual, expected)
+
+
+def test_actor_is_kept_until_a_parameter_changes():
+    policy = make_policy("density")
+    actor = policy.actor()
+    assert policy.actor() is actor and policy.net.frozen_forward() is actor.forward
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.1)
+    obs = torch.randn(5, 3)
+    policy.evaluate_actions(obs, actor(obs))[1].sum().backward()
+    optimizer.step()
+    fresh = policy.actor()
+    assert fresh is not actor and fresh.forward is not actor.forward
+    assert not torch.equal(fresh(obs, True), actor(obs, True))
+    # a write that bypasses the version counters needs an explicit invalidate
+    policy.net.linears[0].V.data.mul_(2.0)
+    assert policy.actor() is fresh
+    policy.invalidate()
+    assert policy.actor() is not fresh
+
+
+def test_actor_refuses_non_finite_or_ill_conditioned_weights():
+    policy = make_policy("density")
+    with torch.no_grad():
+        policy.lift[0].weight[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="lift"):
+        policy.actor()
+    policy = make_policy("density")
+    with torch.no_grad():
+        policy.net.linears[1].V[0] = 0.0
+    with pytest.raises(SingularWeightError, match="layer 1"):
+        policy.actor()
+
+
+def test_an_update_changes_the_predicted_actions():
+    agent = JacobianAgent("CartPole-v1", seed=0, **TINY)
+    obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    before = agent.predict(obs, deterministic=True)[0]
+    actor = agent.policy.actor()
+    y_before = actor(torch.as_tensor(agent.normalize(obs)), True)
+    agent.learn(64)
+    assert agent.policy.actor() is not actor
+    y_after = agent.policy.actor()(torch.as_tensor(agent.normalize(obs)), True)
+    assert not torch.equal(y_before, y_after)
+    # the actions follow the current weights, not a stale snapshot
+    with torch.no_grad(), agent.policy.net.frozen():
+        reference = agent.policy.to_env_actions(
+            agent.policy.sample(torch.as_tensor(agent.normalize(obs)), deterministic=True)
+        )
+    np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], reference)
+    assert before.shape == reference.shape
+
+
+def test_set_parameters_refreshes_the_actor():
+    agent = JacobianAgent("CartPole-v1", seed=0, **TINY)
+    other = JacobianAgent("CartPole-v1", seed=1, **TINY)
+    obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    agent.predict(obs, deterministic=True)  # builds the snapshot
+    agent.set_parameters(other.get_parameters())
+    np.testing.assert_array_equal(
+        agent.predict(obs, deterministic=True)[0], other.predict(obs, deterministic=True)[0]
+    )
+
+
+def test_rollout_with_overflowing_pre_actions_raises_before_training():
+    agent = JacobianAgent("CartPole-v1", seed=0, dtype="float64", **TINY)
+    agent.policy.net.frozen_forward()
+    with torch.no_grad():  # make the snapshot produce inf without touching the checks
+        agent.policy.actor().forward.layers[0][1].fill_(float("inf"))
+    with pytest.raises(NonFiniteError, match="pre-action y0 overflowed"):
+        agent.learn(32)
+
+
+@pytest.mark.parametrize("update", ["ppo", "reinforce"])
+def test_float32_network_trains(update: str) -> None:
+    """A float32 invertible path scores its own float32 pre-actions (no dtype mismatch)."""
+    agent = JacobianAgent("CartPole-v1", dtype="float32", update=update, n_steps=64, seed=0)
+    before = {k: v.clone() for k, v in agent.get_parameters().items()}
+    agent.learn(256)
+    after = agent.get_parameters()
+    assert agent.rollout_buffer.y0.dtype == np.float32
+    assert all(torch.isfinite(v).all() for v in after.values())
+    assert any(not torch.equal(before[k], after[k]) for k in before)

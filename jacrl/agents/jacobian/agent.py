@@ -10,7 +10,7 @@ baseline, or GAE from a value network.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -215,10 +215,14 @@ class JacobianAgent(BaseAgent):
             volume_hold=volume_hold,
         ).to(self.device)
         self._trained_parameters = [p for p in self.policy.parameters() if p.requires_grad]
+        # foreach: a few multi-tensor kernels instead of ~8 ops per parameter tensor, with the
+        # same arithmetic per element (bit-identical weights to the single-tensor loop)
         self.optimizer = torch.optim.Adam(
-            self._trained_parameters, lr=self._lr_schedule(1.0), eps=1e-5
+            self._trained_parameters, lr=self._lr_schedule(1.0), eps=1e-5, foreach=True
         )
-        self.rollout_buffer = RolloutBuffer(n_steps, self.n_envs, obs_dim, self.n)
+        self.rollout_buffer = RolloutBuffer(
+            n_steps, self.n_envs, obs_dim, self.n, dtype=np.dtype(dtype).type
+        )
         #: running mean of discounted returns, the baseline of ``advantage="baseline"``
         self.return_baseline: float | None = None
         self._last_values = np.zeros(self.n_envs)
@@ -236,29 +240,54 @@ class JacobianAgent(BaseAgent):
         self.return_baseline = extra["return_baseline"]
 
     def _predict(self, obs: torch.Tensor, deterministic: bool) -> np.ndarray:
-        with self.policy.net.frozen():
-            y0 = self.policy.sample(obs.to(self.device), deterministic)
+        # the acting snapshot is kept across calls until the weights change (no inverse or SVD
+        # per call); one finiteness check per call, so no NaN reaches the caller as an action
+        with torch.inference_mode():
+            y0 = self.policy.actor()(obs.to(self.device), deterministic)
+            if not bool(torch.isfinite(y0).all()):
+                raise NonFiniteError(
+                    "predict: the pre-action y0 is not finite; the policy's weights overflow"
+                )
         return self.policy.to_env_actions(y0)
 
+    def set_parameters(self, params: Mapping[str, torch.Tensor], exact_match: bool = True) -> None:
+        super().set_parameters(params, exact_match)
+        self.policy.invalidate()
+
     def collect_rollouts(self, callback: BaseCallback) -> bool:
-        """Fill the rollout buffer with ``n_steps`` steps of every env (SB3's order of calls)."""
+        """Fill the rollout buffer with ``n_steps`` steps of every env (SB3's order of calls).
+
+        The weights are fixed during a rollout, so the policy's acting snapshot (W_l = V_l⁻¹,
+        σ_x, conditioning and finiteness of the weights checked) is taken once; every step is then
+        a few plain tensor operations. The stored pre-actions are checked once, at the end.
+        """
         assert self._last_obs is not None
-        buffer, policy = self.rollout_buffer, self.policy
+        buffer, policy, device = self.rollout_buffer, self.policy, self.device
         buffer.reset()
-        with torch.no_grad(), policy.net.frozen():
-            while not buffer.full:
-                y0 = policy.sample(torch.as_tensor(self._last_obs, device=self.device))
-                step = self._step_env(policy.to_env_actions(y0), callback)
-                if step is None:
-                    return False
-                buffer.add(
-                    self._last_obs,
-                    y0.cpu().numpy(),
-                    step.rewards,
-                    self._last_episode_starts,
-                    step.truncated_obs,
-                )
-                self._last_obs, self._last_episode_starts = step.obs, step.dones
+        act, to_env_actions = policy.actor(), policy.to_env_actions
+        while not buffer.full:
+            with torch.inference_mode():
+                y0 = act(torch.as_tensor(self._last_obs, device=device))
+            step = self._step_env(to_env_actions(y0), callback)
+            if step is None:
+                return False
+            buffer.add(
+                self._last_obs,
+                y0.cpu().numpy(),
+                step.rewards,
+                self._last_episode_starts,
+                step.truncated_obs,
+            )
+            self._last_obs, self._last_episode_starts = step.obs, step.dones
+        bad = ~np.isfinite(buffer.y0).all(axis=(1, 2))
+        if bad.any():
+            policy.net.check_conditioning()  # names the layer if F's weights are the cause
+            index = int(np.argmax(bad))
+            raise NonFiniteError(
+                f"the pre-action y0 overflowed to NaN/inf at step {index} of the rollout ending at "
+                f"env step {self.num_timesteps}, in {policy.dtype}; use float64, or lower "
+                "learning_rate or max_cond"
+            )
         self._score_rollout()
         mean_return = buffer.compute_advantages(
             self.advantage,
@@ -394,11 +423,13 @@ class JacobianAgent(BaseAgent):
             if not continue_training:
                 break
 
-        # Conditioning: fail loudly rather than act through a near-singular V
-        policy.net.check_conditioning()
+        # Conditioning: fail loudly rather than act through a near-singular V (one SVD per layer
+        # per update; the next rollout's acting snapshot reuses this check)
+        conds = policy.net.check_conditioning()
 
         self._record_train_logs(
             rollout.logabsdet,
+            conds,
             learning_rate=learning_rate,
             clip_range=clip_range,
             policy_loss=pg_losses,
@@ -410,7 +441,12 @@ class JacobianAgent(BaseAgent):
         )
 
     def _record_train_logs(
-        self, logabsdet: torch.Tensor, learning_rate: float, clip_range: float, **means: Any
+        self,
+        logabsdet: torch.Tensor,
+        cond: torch.Tensor,
+        learning_rate: float,
+        clip_range: float,
+        **means: Any,
     ) -> None:
         """SB3's ``train/*`` keys plus ``jacobian/*`` (log|det J_{F⁻¹}(y0)| of the rollout)."""
         logger = self.logger
@@ -419,7 +455,6 @@ class JacobianAgent(BaseAgent):
         logger.record("train/learning_rate", learning_rate)
         logger.record("train/clip_range", clip_range)
         logger.record("train/n_updates", len(means["policy_loss"]), exclude="tensorboard")
-        cond = self.policy.net.condition_numbers()
         logger.record("jacobian/cond_max", float(cond.max()) if cond.numel() else 1.0)
         logger.record("jacobian/logdet_mean", float(logabsdet.mean()))
         logger.record(

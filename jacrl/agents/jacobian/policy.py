@@ -22,15 +22,16 @@ gradient with respect to the density of y0 stays unbiased.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from jacrl.common.errors import ConfigError
+from jacrl.common.errors import ConfigError, NonFiniteError
 from jacrl.nn import InvertibleMLP
+from jacrl.nn.mlp import FrozenForward, ParameterKey, parameter_key
 
 RULES = ("density", "volume")
 EMBEDS = ("mlp", "pad")
@@ -53,6 +54,61 @@ def action_size(action_space: spaces.Discrete | spaces.Box) -> int:
     if isinstance(action_space, spaces.Discrete):
         return int(action_space.n)
     return int(action_space.shape[0])
+
+
+class Actor:
+    """The policy's acting path from a snapshot of its weights: y0 = F(x0(s) + σ_x ε).
+
+    Built once per rollout (or kept across ``predict`` calls until a parameter changes) by
+    :meth:`JacobianPolicy.actor`: σ_x = exp(log σ_x) and F's W_l = V_l⁻¹ are computed once, the
+    lift runs as plain ``linear``/``tanh`` calls. No autograd, no per-call checks: the caller
+    checks the pre-actions it stores. The operations are those of :meth:`JacobianPolicy.sample`,
+    in the same order, so the outputs (and the random stream) are bit-identical to it.
+    """
+
+    __slots__ = ("embed", "forward", "key", "sigma")
+
+    def __init__(
+        self,
+        key: ParameterKey,
+        embed: Callable[[Tensor], Tensor],
+        sigma: Tensor,
+        forward: FrozenForward,
+    ) -> None:
+        self.key, self.embed, self.sigma, self.forward = key, embed, sigma, forward
+
+    def __call__(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        """Pre-actions y0, ``(batch, n)``, for normalised observations ``(batch, obs_dim)``."""
+        x0 = self.embed(obs)
+        x = x0 if deterministic else x0 + self.sigma * torch.randn_like(x0)
+        return self.forward(x)
+
+
+def _lean_embed(policy: JacobianPolicy) -> Callable[[Tensor], Tensor]:
+    """x0(s) as plain tensor calls: a :func:`tanh_mlp` lift unrolled into ``linear``/``tanh``
+    with detached weights (other lift modules are called as they are), or the zero-padding."""
+    dtype, lift = policy.dtype, policy.lift
+    if lift is None:
+        pad = (0, policy.n - policy.obs_dim)
+        return lambda obs: nn.functional.pad(obs.to(dtype), pad)
+    children = list(lift.children()) if isinstance(lift, nn.Sequential) else []
+    linears = [m for m in children[0::2] if isinstance(m, nn.Linear) and m.bias is not None]
+    if (
+        len(children) % 2 == 0
+        or len(linears) != len(children[0::2])
+        or not all(isinstance(m, nn.Tanh) for m in children[1::2])
+    ):
+        return lambda obs: lift(obs).to(dtype)
+    pairs = [(m.weight.detach(), m.bias.detach()) for m in linears]
+    *hidden, (last_weight, last_bias) = pairs
+    linear, tanh = nn.functional.linear, torch.tanh
+
+    def embed(obs: Tensor) -> Tensor:
+        for weight, bias in hidden:
+            obs = tanh(linear(obs, weight, bias))
+        return linear(obs, last_weight, last_bias).to(dtype)
+
+    return embed
 
 
 class JacobianPolicy(nn.Module):
@@ -141,6 +197,7 @@ class JacobianPolicy(nn.Module):
             n, depth, parameterization, activation, dtype=dtype, max_cond=max_cond
         )
         self.value_net = None if value_hidden is None else tanh_mlp(obs_dim, value_hidden, 1)
+        self._actor: Actor | None = None
         if isinstance(action_space, spaces.Box):
             # tanh squashing into finite bounds; unbounded dimensions pass through unchanged
             # (derived from the space, so not saved)
@@ -212,6 +269,33 @@ class JacobianPolicy(nn.Module):
         x0 = self.embed(obs)
         x = x0 if deterministic else x0 + self.log_sigma.exp() * torch.randn_like(x0)
         return self.net(x)
+
+    def actor(self) -> Actor:
+        """The acting snapshot (see :class:`Actor`), kept until a parameter changes: an
+        optimizer step, ``load_state_dict`` or ``.to()`` (keyed on :func:`parameter_key`, checked
+        here, once per call). Raises SingularWeightError for ill-conditioned or non-finite F and
+        NonFiniteError for non-finite lift weights or σ_x."""
+        key = parameter_key(self)
+        cached = self._actor
+        if cached is not None and cached.key == key:
+            return cached
+        with torch.no_grad():
+            forward = self.net.frozen_forward()
+            sigma = self.log_sigma.detach().exp()
+            lift = () if self.lift is None else tuple(self.lift.parameters())
+            if not all(bool(torch.isfinite(t).all()) for t in (sigma, *lift)):
+                raise NonFiniteError(
+                    "the lift's weights or σ_x are not finite; lower the learning rate"
+                )
+        actor = Actor(key, _lean_embed(self), sigma, forward)
+        self._actor = actor
+        return actor
+
+    def invalidate(self) -> None:
+        """Drop the acting snapshots (needed only after writes that bypass version counters,
+        e.g. ``p.data[...] = ...``)."""
+        self._actor = None
+        self.net.invalidate()
 
     def evaluate_actions(
         self, obs: Tensor, y0: Tensor, x: Tensor | None = None
