@@ -4,21 +4,22 @@ Every run goes through ``jacrl.train.train`` (presets from ``agents/*.yml``, det
 evaluation every ``--eval-every`` env steps on a separate env seeded ``seed + 10000``, the held-out
 split for bandits), so the learners see identical envs, budgets and evaluations.
 
-Configurations:
-  best           JacobianAgent with its preset (density rule, learned lift, GAE, PPO update)
-  seed-faithful  the seed's rule: volume, embed pad, raw-reward advantage, REINFORCE steps
-  volume         best with the volume rule instead of the density rule (GAE, PPO; the lift gets
-                 no gradient from the volume rule, so it stays a fixed random embedding)
-  depth0         best without F (a Gaussian policy on the lift): does F add anything?
-  ppo            SB3 PPO with the zoo-tuned preset (agents/ppo.yml)
-  random         uniformly random actions (evaluation only)
+Configurations are jacrl compare's agent names (``jacrl/compare/variants.py``), plus ``random``:
+  jacobian         JacobianAgent with its preset (density rule, learned lift, GAE, PPO update)
+  jacobian-seed    the seed's rule: volume, embed pad, raw-reward advantage, REINFORCE steps
+  jacobian-volume  the preset with the volume rule instead of the density rule (GAE, PPO; the
+                   lift gets no gradient from the volume rule: it stays a fixed random embedding)
+  jacobian-d0      the preset without F (a Gaussian policy on the lift): does F add anything?
+  ppo              SB3 PPO with the zoo-tuned preset (agents/ppo.yml)
+  random           uniformly random actions (evaluation only)
 
 Targets (design brief): CartPole-v1 mean eval return >= 475 within 5e4 steps; Pendulum-v1 >= -200
 within 2e5; jacrl/DigitsBandit-v0 held-out accuracy >= 0.95 within 20 passes. The machine is
 small, so seeds, budgets and configurations are flags:
 
     python benchmarks/learning.py --envs CartPole-v1 --seeds 3
-    python benchmarks/learning.py --envs Pendulum-v1 --seeds 2 --configs best,ppo --budget 100000
+    python benchmarks/learning.py --envs Pendulum-v1 --seeds 2 --configs jacobian,ppo \
+        --budget 100000
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import torch
 from stable_baselines3.common.env_util import make_vec_env
 
 import jacrl  # noqa: F401  (registers the jacrl/ envs)
+from jacrl.compare.variants import VARIANTS, resolve
 from jacrl.presets import parse_overrides
 from jacrl.train import EVAL_SEED_OFFSET, train
 
@@ -54,21 +56,6 @@ TASKS = {
     "CartPole-v1": Task(target=475.0, budget=50_000, eval_every=5_000),
     "Pendulum-v1": Task(target=-200.0, budget=200_000, eval_every=10_000),
     "jacrl/DigitsBandit-v0": Task(target=0.95, budget=28_740, eval_every=2_874, accuracy=True),
-}
-
-SEED_FAITHFUL = {
-    "rule": "volume",
-    "embed": "pad",
-    "advantage": "reward",
-    "update": "reinforce",
-    "width": None,  # the default max(obs, actions): pad needs width >= obs size
-}
-CONFIGS: dict[str, tuple[str, dict]] = {
-    "best": ("jacobian", {}),
-    "seed-faithful": ("jacobian", SEED_FAITHFUL),
-    "volume": ("jacobian", {"rule": "volume"}),
-    "depth0": ("jacobian", {"depth": 0}),
-    "ppo": ("ppo", {}),
 }
 
 
@@ -95,7 +82,7 @@ def run_config(
     root: Path,
     overrides: dict,
 ) -> Curve:
-    agent, hp = CONFIGS[config]
+    agent, hp = resolve(config)
     if agent == "jacobian":
         hp = {**overrides, **hp}  # the configuration's defining keys win
     result = train(
@@ -135,7 +122,7 @@ def fmt(values: list[float], digits: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", default="CartPole-v1", help="comma-separated env ids")
-    parser.add_argument("--configs", default="best,seed-faithful,depth0,ppo,random")
+    parser.add_argument("--configs", default="jacobian,jacobian-seed,jacobian-d0,ppo,random")
     parser.add_argument("--seeds", type=int, default=5, help="how many seeds")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds start here")
     parser.add_argument("--budget", type=int, default=None, help="env steps (default per task)")
@@ -152,9 +139,9 @@ def main() -> None:
     configs = args.configs.split(",")
     overrides = parse_overrides(args.hp)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    unknown = set(configs) - {*CONFIGS, "random"}
+    unknown = set(configs) - {*VARIANTS, "random"}
     if unknown:
-        parser.error(f"unknown configs {sorted(unknown)}; choose from {[*CONFIGS, 'random']}")
+        parser.error(f"unknown configs {sorted(unknown)}; choose from {[*VARIANTS, 'random']}")
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.log_root or tmp)

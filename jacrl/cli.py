@@ -24,8 +24,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         description="Train an agent and log to <log-root>/<env>/<agent>_<seed>/ (TensorBoard "
         "events, model.zip, config.yaml; with --eval-every also evaluations.npz, result.json).",
     )
-    p.add_argument("--agent", required=True, choices=AGENTS)
-    p.add_argument("--env", required=True, help="Gymnasium env id, e.g. CartPole-v1")
+    p.add_argument("--agent", choices=AGENTS, help="required unless --resume")
+    p.add_argument("--env", help="Gymnasium env id, e.g. CartPole-v1 (required unless --resume)")
     p.add_argument("--steps", type=int, default=None, help="env steps (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default=None, help="a preset YAML file (default agents/<agent>.yml)")
@@ -45,14 +45,34 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="episodes per evaluation (default 10; a bandit's whole held-out split)",
     )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="K",
+        help="write <run>/checkpoint.zip every K env steps (jacobian, backprop)",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="continue the interrupted run in DIR from its checkpoint (its config.yaml decides "
+        "everything else)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from jacrl.presets import parse_overrides
-    from jacrl.train import run_dir_for, train
+    from jacrl.train import resume, run_dir_for, train
 
+    if args.resume is not None:
+        result = resume(args.resume, progress_bar=not args.no_progress)
+        print(f"resumed {args.resume}: {result.steps} steps in all")
+        return 0
+    if args.agent is None or args.env is None:
+        raise JacrlError("jacrl train needs --agent and --env (or --resume DIR)")
     hp = parse_overrides(args.hp)
     if args.rule is not None:
         if args.agent != "jacobian":
@@ -69,6 +89,7 @@ def _run_train(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
         progress_bar=not args.no_progress,
+        checkpoint_every=args.checkpoint_every,
     )
     run_dir = run_dir_for(args.log_root, args.env, args.agent, args.seed)
     print(

@@ -9,7 +9,10 @@ evaluated and stored the same way:
 - ``config.yaml``: the resolved hyperparameters and run settings,
 - with ``eval_every``: ``evaluations.npz`` (SB3 ``EvalCallback`` format: deterministic returns
   on a separate evaluation env, which uses the held-out split when the env has one) and
-- ``result.json``: final evaluation, wall time and throughput.
+- ``result.json``: final evaluation, wall time and throughput,
+- with ``checkpoint_every`` (jacrl agents), while the run is unfinished: ``checkpoint.zip``, from
+  which :func:`resume` (``jacrl train --resume <run_dir>``) continues a killed run to the same
+  final weights, in the same TensorBoard curve.
 """
 
 from __future__ import annotations
@@ -33,11 +36,14 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_nor
 
 from jacrl.agents.sb3 import SB3_ALGORITHMS, make_sb3_agent
 from jacrl.common.errors import ConfigError
+from jacrl.envs.registration import check_env_id
 from jacrl.presets import RUN_KEYS, load_preset, resolve_schedules
 
 JACRL_AGENTS = ("jacobian", "backprop")
 AGENTS = (*JACRL_AGENTS, *SB3_ALGORITHMS)
 EVAL_SEED_OFFSET = 10_000  # evaluation envs are seeded apart from the training envs
+CHECKPOINT_FILE = "checkpoint.zip"
+CONFIG_FILE = "config.yaml"
 
 
 @dataclass
@@ -60,16 +66,6 @@ class RunResult:
 def run_dir_for(log_root: str | Path, env_id: str, agent: str, seed: int) -> Path:
     """``<log_root>/<env>/<agent>_<seed>`` with the env id made a folder name (``/`` → ``_``)."""
     return Path(log_root) / env_id.replace("/", "_") / f"{agent}_{seed}"
-
-
-def _check_env_id(env_id: str) -> None:
-    try:
-        gym.spec(env_id)
-    except gym.error.Error as exc:
-        raise ConfigError(
-            f"unknown env id '{env_id}' ({exc}); `jacrl envs` lists jacrl's own ids, and any "
-            "Gymnasium id (e.g. CartPole-v1, Pendulum-v1) works"
-        ) from exc
 
 
 def _eval_env_kwargs(env_id: str) -> dict[str, Any]:
@@ -143,6 +139,8 @@ def train(
     eval_episodes: int | None = None,
     progress_bar: bool = False,
     run_name: str | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Train ``agent`` on ``env_id`` for ``steps`` env steps and store everything in its run folder.
 
@@ -155,15 +153,45 @@ def train(
         split (``ClassificationBandit``) the whole split, so the score is the held-out accuracy.
     :param run_name: the run folder's name before ``_<seed>`` (default: ``agent``); compare's
         variants (``jacobian-d0``…) use it to keep their runs apart.
+    :param checkpoint_every: write ``<run_dir>/checkpoint.zip`` every this many env steps (jacrl
+        agents only; see ``BaseAgent.learn``); it is removed once ``model.zip`` is written.
+    :param resume: continue from that checkpoint; the other arguments must be the run's own
+        (:func:`resume` reads them from ``config.yaml``). Without it, a folder holding a
+        checkpoint is refused rather than silently resumed or overwritten.
     """
-    _check_env_id(env_id)
+    check_env_id(env_id)
     run, agent_hp = resolve_config(agent, env_id, steps, hp, preset)
     if eval_every is not None and eval_every <= 0:
         raise ConfigError(f"eval_every must be a positive number of env steps, got {eval_every}")
+    if checkpoint_every is not None and (agent not in JACRL_AGENTS or checkpoint_every <= 0):
+        raise ConfigError(
+            f"checkpoint_every={checkpoint_every} (agent '{agent}'): checkpoints need a positive "
+            f"number of env steps and a jacrl agent ({', '.join(JACRL_AGENTS)})"
+        )
     run_dir = run_dir_for(log_root, env_id, run_name or agent, seed)
+    checkpoint = run_dir / CHECKPOINT_FILE
+    if resume and (checkpoint_every is None or not checkpoint.is_file()):
+        raise ConfigError(
+            f"cannot resume {run_dir}: it holds no {CHECKPOINT_FILE} (trained without "
+            "--checkpoint-every, or finished: see its result.json)"
+        )
+    if not resume and checkpoint.exists():
+        raise ConfigError(
+            f"{run_dir} holds the checkpoint of an interrupted run; continue it with "
+            f"`jacrl train --resume {run_dir}`, or delete {checkpoint} to start over"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"agent": agent, "env_id": env_id, "seed": seed, **run, "hyperparameters": agent_hp}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    config = {
+        "agent": agent,
+        "env_id": env_id,
+        "seed": seed,
+        **run,
+        "eval_every": eval_every,
+        "eval_episodes": eval_episodes,
+        "checkpoint_every": checkpoint_every,
+        "hyperparameters": agent_hp,
+    }
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
 
     ctor_hp = resolve_schedules(agent_hp) if agent in SB3_ALGORITHMS else agent_hp
     model, norm = _make_agent(agent, env_id, ctor_hp, run["n_envs"], run["normalize"], seed)
@@ -193,9 +221,20 @@ def train(
         )
 
     start = time.perf_counter()
-    model.learn(total_timesteps=run["n_timesteps"], callback=callbacks, progress_bar=progress_bar)
+    checkpointing = (
+        {}
+        if checkpoint_every is None
+        else {"checkpoint_every": checkpoint_every, "checkpoint_path": checkpoint}
+    )
+    model.learn(
+        total_timesteps=run["n_timesteps"],
+        callback=callbacks,
+        progress_bar=progress_bar,
+        **checkpointing,
+    )
     wall = time.perf_counter() - start
     model.save(run_dir / "model.zip")
+    checkpoint.unlink(missing_ok=True)  # model.zip now holds the finished run
     if norm is not None:
         norm.save(str(run_dir / "vecnormalize.pkl"))
 
@@ -216,6 +255,38 @@ def train(
     )
     (run_dir / "result.json").write_text(json.dumps(asdict(result), indent=2))
     return result
+
+
+def resume(run_dir: str | Path, progress_bar: bool = False) -> RunResult:
+    """Continue the interrupted run in ``run_dir`` (``jacrl train --resume``) from its checkpoint,
+    with the settings its ``config.yaml`` recorded; it ends with the weights an uninterrupted run
+    would have had, and its TensorBoard curve continues in the same folder.
+
+    :raises ConfigError: for a folder that is not a run folder or holds no checkpoint.
+    """
+    run_dir = Path(run_dir)
+    try:
+        config = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"cannot resume {run_dir}: no readable {CONFIG_FILE} ({exc}); pass the run folder "
+            "<log-root>/<env>/<agent>_<seed> that `jacrl train --checkpoint-every` wrote"
+        ) from exc
+    run = {key: config[key] for key in RUN_KEYS if key in config}
+    return train(
+        config["agent"],
+        config["env_id"],
+        steps=config["n_timesteps"],
+        seed=config["seed"],
+        hp={**config["hyperparameters"], **run},
+        log_root=run_dir.parent.parent,
+        eval_every=config.get("eval_every"),
+        eval_episodes=config.get("eval_episodes"),
+        progress_bar=progress_bar,
+        run_name=run_dir.name.removesuffix(f"_{config['seed']}"),
+        checkpoint_every=config.get("checkpoint_every"),
+        resume=True,
+    )
 
 
 def _final_evaluation(

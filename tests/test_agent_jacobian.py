@@ -17,7 +17,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from jacrl.agents import JacobianAgent
 from jacrl.agents.jacobian.buffer import RolloutBuffer
 from jacrl.agents.jacobian.policy import JacobianPolicy
-from jacrl.common.errors import ConfigError
+from jacrl.common.errors import ConfigError, NonFiniteError
+from jacrl.nn import SingularWeightError
 
 TINY = dict(n_steps=32, batch_size=32, n_epochs=2, lift_hidden=(8,), value_hidden=(8,))
 
@@ -31,6 +32,24 @@ TINY = dict(n_steps=32, batch_size=32, n_epochs=2, lift_hidden=(8,), value_hidde
         dict(rule="volume", embed="pad", advantage="reward", update="reinforce"),  # the seed
         dict(rule="density", advantage="baseline", update="reinforce", parameterization="lu"),
         dict(rule="density", depth=0),
+        # volume-rule variants (docs/volume_rule.md)
+        dict(
+            rule="volume",
+            embed="pad",
+            advantage="reward",
+            update="reinforce",
+            volume_objective="absdet",
+        ),
+        dict(rule="volume", embed="pad", advantage="reward", update="reinforce", volume_hold="x0"),
+        dict(rule="volume", volume_hold="x0"),  # PPO ratio of the x-held score
+        dict(
+            rule="volume",
+            embed="pad",
+            advantage="baseline",
+            update="reinforce",
+            advantage_weighting="softmax",
+            sigma_x=0.1,
+        ),
     ],
 )
 def test_rules_run_on_discrete_and_box_tasks(env_id, config):
@@ -83,7 +102,9 @@ def test_density_rule_improves_cartpole_return():
     assert after >= before + 100, (before, after)
 
 
-def make_policy(rule: str, depth: int = 2, embed: str = "mlp", k: int = 2) -> JacobianPolicy:
+def make_policy(
+    rule: str, depth: int = 2, embed: str = "mlp", k: int = 2, **volume: str
+) -> JacobianPolicy:
     torch.manual_seed(0)
     return JacobianPolicy(
         obs_dim=3,
@@ -100,6 +121,7 @@ def make_policy(rule: str, depth: int = 2, embed: str = "mlp", k: int = 2) -> Ja
         value_hidden=(8,),
         max_cond=1e6,
         dtype=torch.float64,
+        **volume,
     )
 
 
@@ -250,3 +272,171 @@ def test_tensorboard_keys_histogram_and_hparams(tmp_path):
     assert "jacobian/logdet_hist" in tags["histograms"]
     assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
     assert math.isfinite(events.Scalars("jacobian/cond_max")[-1].value)
+
+
+def net_grads(policy: JacobianPolicy) -> dict[str, torch.Tensor]:
+    return {
+        name: torch.zeros_like(p) if p.grad is None else p.grad.clone()
+        for name, p in policy.net.named_parameters()
+    }
+
+
+def test_absdet_gradient_is_abs_det_times_logdet_gradient():
+    """volume_objective="absdet" follows seed eq. 11: ∇|J| = |J|·∇log|J|, with |J| and its
+    gradient computed independently (jacrev of F⁻¹, then |det|, then autograd)."""
+    policy = make_policy("volume", volume_objective="absdet")
+    obs = torch.randn(3, 3)
+    with torch.no_grad(), policy.net.frozen():
+        y0 = policy.sample(obs)
+    score, logabsdet = policy.log_prob(obs, y0)
+    torch.testing.assert_close(score, logabsdet.exp())
+    for i in range(3):
+        policy.zero_grad()
+        policy.log_prob(obs[i : i + 1], y0[i : i + 1])[0].sum().backward()
+        got = net_grads(policy)
+        policy.zero_grad()
+        jac = torch.func.jacrev(lambda v: policy.net.inverse(v[None])[0])(y0[i])
+        absdet = torch.linalg.det(jac).abs()
+        absdet.backward()
+        literal = net_grads(policy)
+        policy.zero_grad()
+        logdet = torch.linalg.slogdet(
+            torch.func.jacrev(lambda v: policy.net.inverse(v[None])[0])(y0[i])
+        ).logabsdet
+        logdet.backward()
+        log_grads = net_grads(policy)
+        for name, g in got.items():
+            torch.testing.assert_close(g, literal[name], rtol=1e-8, atol=1e-10)
+            torch.testing.assert_close(g, absdet.detach() * log_grads[name])
+
+
+def test_x0_hold_scores_minus_forward_logdet_at_the_stored_input():
+    """volume_hold="x0": the score is −log|det J_F(x)| at the stored input x (autograd check); at
+    the weights that acted it equals ℓ(y0); unlike y0-hold, b_1 gets a gradient (x is fixed, so
+    the first pre-activation W_1 x + b_1 moves with b_1)."""
+    policy = make_policy("volume", volume_hold="x0")
+    assert policy.needs_input
+    obs = torch.randn(4, 3)
+    with torch.no_grad(), policy.net.frozen():
+        y0 = policy.sample(obs)
+    x = policy.net.inverse(y0).detach()
+    score, _ = policy.log_prob(obs, y0, x)
+    held_y0, _ = make_policy("volume").log_prob(obs, y0)
+    torch.testing.assert_close(score, held_y0, rtol=1e-9, atol=1e-9)
+    for i in range(4):
+        jac = torch.func.jacrev(lambda v: policy.net(v[None])[0])(x[i])
+        torch.testing.assert_close(score[i], -torch.linalg.slogdet(jac).logabsdet)
+    score.sum().backward()
+    assert policy.net.get_parameter("linears.0.bias").grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="needs the input"):
+        policy.log_prob(obs, y0)
+
+
+def test_volume_option_checks():
+    with pytest.raises(ConfigError, match="volume_objective"):
+        make_policy("volume", volume_objective="det")
+    with pytest.raises(ConfigError, match="volume_hold"):
+        make_policy("volume", volume_hold="x")
+    with pytest.raises(ConfigError, match="reinforce"):
+        JacobianAgent("CartPole-v1", rule="volume", volume_objective="absdet", **TINY)
+    with pytest.raises(ConfigError, match="advantage_weighting"):
+        JacobianAgent("CartPole-v1", advantage_weighting="rwr", **TINY)
+
+
+# The acting snapshot (design §3b "Cost"): W = V⁻¹ once per rollout, kept until weights change
+
+
+@pytest.mark.parametrize("embed", ["mlp", "pad"])
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_actor_is_bit_identical_to_sample(embed, deterministic):
+    policy = make_policy("density", embed=embed)
+    obs = torch.randn(7, 3)
+    torch.manual_seed(1)
+    with torch.no_grad(), policy.net.frozen():
+        expected = policy.sample(obs, deterministic)
+    torch.manual_seed(1)
+    with torch.inference_mode():
+        actual = policy.actor()(obs, deterministic)
+    assert torch.equal(actual, expected)
+
+
+def test_actor_is_kept_until_a_parameter_changes():
+    policy = make_policy("density")
+    actor = policy.actor()
+    assert policy.actor() is actor and policy.net.frozen_forward() is actor.forward
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.1)
+    obs = torch.randn(5, 3)
+    policy.evaluate_actions(obs, actor(obs))[1].sum().backward()
+    optimizer.step()
+    fresh = policy.actor()
+    assert fresh is not actor and fresh.forward is not actor.forward
+    assert not torch.equal(fresh(obs, True), actor(obs, True))
+    # a write that bypasses the version counters needs an explicit invalidate
+    policy.net.linears[0].V.data.mul_(2.0)
+    assert policy.actor() is fresh
+    policy.invalidate()
+    assert policy.actor() is not fresh
+
+
+def test_actor_refuses_non_finite_or_ill_conditioned_weights():
+    policy = make_policy("density")
+    with torch.no_grad():
+        policy.lift[0].weight[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="lift"):
+        policy.actor()
+    policy = make_policy("density")
+    with torch.no_grad():
+        policy.net.linears[1].V[0] = 0.0
+    with pytest.raises(SingularWeightError, match="layer 1"):
+        policy.actor()
+
+
+def test_an_update_changes_the_predicted_actions():
+    agent = JacobianAgent("CartPole-v1", seed=0, **TINY)
+    obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    before = agent.predict(obs, deterministic=True)[0]
+    actor = agent.policy.actor()
+    y_before = actor(torch.as_tensor(agent.normalize(obs)), True)
+    agent.learn(64)
+    assert agent.policy.actor() is not actor
+    y_after = agent.policy.actor()(torch.as_tensor(agent.normalize(obs)), True)
+    assert not torch.equal(y_before, y_after)
+    # the actions follow the current weights, not a stale snapshot
+    with torch.no_grad(), agent.policy.net.frozen():
+        reference = agent.policy.to_env_actions(
+            agent.policy.sample(torch.as_tensor(agent.normalize(obs)), deterministic=True)
+        )
+    np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], reference)
+    assert before.shape == reference.shape
+
+
+def test_set_parameters_refreshes_the_actor():
+    agent = JacobianAgent("CartPole-v1", seed=0, **TINY)
+    other = JacobianAgent("CartPole-v1", seed=1, **TINY)
+    obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    agent.predict(obs, deterministic=True)  # builds the snapshot
+    agent.set_parameters(other.get_parameters())
+    np.testing.assert_array_equal(
+        agent.predict(obs, deterministic=True)[0], other.predict(obs, deterministic=True)[0]
+    )
+
+
+def test_rollout_with_overflowing_pre_actions_raises_before_training():
+    agent = JacobianAgent("CartPole-v1", seed=0, dtype="float64", **TINY)
+    agent.policy.net.frozen_forward()
+    with torch.no_grad():  # make the snapshot produce inf without touching the checks
+        agent.policy.actor().forward.layers[0][1].fill_(float("inf"))
+    with pytest.raises(NonFiniteError, match="pre-action y0 overflowed"):
+        agent.learn(32)
+
+
+@pytest.mark.parametrize("update", ["ppo", "reinforce"])
+def test_float32_network_trains(update: str) -> None:
+    """A float32 invertible path scores its own float32 pre-actions (no dtype mismatch)."""
+    agent = JacobianAgent("CartPole-v1", dtype="float32", update=update, n_steps=64, seed=0)
+    before = {k: v.clone() for k, v in agent.get_parameters().items()}
+    agent.learn(256)
+    after = agent.get_parameters()
+    assert agent.rollout_buffer.y0.dtype == np.float32
+    assert all(torch.isfinite(v).all() for v in after.values())
+    assert any(not torch.equal(before[k], after[k]) for k in before)

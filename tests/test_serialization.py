@@ -215,3 +215,15 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="not a training checkpoint"):
         saved = JacobianAgent("CartPole-v1", **TINY).save(tmp_path / "plain.zip")
         JacobianAgent("CartPole-v1", **TINY).learn(64, checkpoint_every=32, checkpoint_path=saved)
+
+
+def test_load_predicts_identical_stochastic_actions_after_the_original_cached_its_actor(saved):
+    agent, path = saved
+    obs = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32)
+    agent.predict(obs)  # the original now holds an acting snapshot; the loaded one builds its own
+    loaded = JacobianAgent.load(path)
+    torch.manual_seed(3)
+    expected, _ = agent.predict(obs)
+    torch.manual_seed(3)
+    actual, _ = loaded.predict(obs)
+    np.testing.assert_array_equal(actual, expected)

@@ -45,13 +45,14 @@ from stable_baselines3.common.callbacks import (
     ProgressBarCallback,
 )
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import HParam, Logger
+from stable_baselines3.common.logger import HParam, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.utils import configure_logger, get_device, set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
+from torch.utils.tensorboard import SummaryWriter
 
 import jacrl
 from jacrl.common.checkpoint import restore_rng_state, rng_state
@@ -65,6 +66,7 @@ from jacrl.common.serialization import (
     space_from_description,
     write_agent,
 )
+from jacrl.envs.registration import check_env_id
 
 AgentT = TypeVar("AgentT", bound="BaseAgent")
 
@@ -213,13 +215,7 @@ class BaseAgent(ABC):
         if isinstance(env, VecEnv):
             return env
         if isinstance(env, str):
-            try:
-                gym.spec(env)
-            except gym.error.Error as exc:
-                raise JacrlError(
-                    f"unknown env id '{env}' ({exc}); run `jacrl envs` to list the registered "
-                    "ids (jacrl/... ids appear after `import jacrl`)"
-                ) from exc
+            check_env_id(env)
             return make_vec_env(env, n_envs=n_envs, seed=seed)
         if isinstance(env, gym.Env):
             if n_envs != 1:
@@ -389,6 +385,7 @@ class BaseAgent(ABC):
         reset_num_timesteps: bool,
         tb_log_name: str,
         progress_bar: bool,
+        new_log_run: bool = True,
     ) -> tuple[int, BaseCallback]:
         if self.env is None:
             raise JacrlError(
@@ -410,7 +407,7 @@ class BaseAgent(ABC):
             self._last_episode_starts = np.ones(self.env.num_envs, dtype=bool)
         if not self._custom_logger:
             self._logger = configure_logger(
-                self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps
+                self.verbose, self.tensorboard_log, tb_log_name, new_log_run
             )
         if isinstance(callback, list):
             callback = CallbackList(callback)
@@ -456,15 +453,18 @@ class BaseAgent(ABC):
         :raises JacrlError: for a non-positive budget or an agent without an env.
         :raises CheckpointError: for a checkpoint written by a different run.
         """
+        checkpoint = self._checkpoint_file(checkpoint_every, checkpoint_path)
+        resuming = checkpoint is not None and checkpoint.exists()
         total_timesteps, callback = self._setup_learn(
             total_timesteps,
             callback,
             reset_num_timesteps,
             tb_log_name or type(self).__name__,
             progress_bar,
+            new_log_run=reset_num_timesteps and not resuming,  # a resumed run continues its own
         )
-        checkpoint = self._checkpoint_file(checkpoint_every, checkpoint_path)
-        if checkpoint is not None and checkpoint.exists():
+        if resuming:
+            assert checkpoint is not None
             self._resume(checkpoint, total_timesteps)
         self._record_hparams()
         callback.on_training_start(locals(), globals())
@@ -478,6 +478,10 @@ class BaseAgent(ABC):
             iteration += 1
             self._progress_remaining = 1.0 - self.num_timesteps / total_timesteps
             self.train()
+            # dump before checkpointing: what a checkpoint covers is already logged, so a resumed
+            # run neither repeats nor skips a point (see _purge_logged_after)
+            if log_interval > 0 and iteration % log_interval == 0:
+                self.dump_logs(iteration)
             if (
                 checkpoint is not None
                 and checkpoint_every is not None
@@ -485,8 +489,6 @@ class BaseAgent(ABC):
             ):
                 self.save_checkpoint(checkpoint)
                 self._restart_episodes()
-            if log_interval > 0 and iteration % log_interval == 0:
-                self.dump_logs(iteration)
         callback.on_training_end()
         return self
 
@@ -590,11 +592,14 @@ class BaseAgent(ABC):
         """What a resumed run needs besides :meth:`get_parameters`; subclasses add their
         optimizer and counters (calling ``super()``)."""
         tensors, rng = rng_state()
-        return tensors, {"rng": rng, "total_timesteps": self._total_timesteps}
+        episodes = list(self.ep_info_buffer)  # rollout/ep_rew_mean continues across a resume
+        return tensors, {"rng": rng, "total_timesteps": self._total_timesteps, "episodes": episodes}
 
     def _load_training_state(self, tensors: dict[str, torch.Tensor], extra: dict[str, Any]) -> None:
         """Inverse of :meth:`_training_state`."""
         restore_rng_state(tensors, extra["rng"])
+        self.ep_info_buffer.clear()
+        self.ep_info_buffer.extend(extra.get("episodes", []))
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
         """Write a training checkpoint: a saved agent (``load`` reads it) plus training state."""
@@ -634,6 +639,21 @@ class BaseAgent(ABC):
         self.num_timesteps = saved.num_timesteps
         self._load_training_state(saved.tensors, training)
         self._restart_episodes()
+        self._purge_logged_after(self.num_timesteps)
+
+    def _purge_logged_after(self, step: int) -> None:
+        """Make TensorBoard hide what a killed run logged after its last checkpoint.
+
+        The killed run may have dumped iterations past ``step`` before it died, and the resumed
+        run logs them again. A new ``SummaryWriter(purge_step=step + 1)`` writes TensorBoard's
+        restart marker, so readers drop the orphaned events (steps > ``step``) and the curve reads
+        as one run; the point at ``step`` stays, as ``learn`` dumps it before checkpointing.
+        """
+        for output in self.logger.output_formats:
+            if isinstance(output, TensorBoardOutputFormat):
+                folder = output.writer.log_dir
+                output.writer.close()
+                output.writer = SummaryWriter(log_dir=folder, purge_step=step + 1)
 
     def _restart_episodes(self) -> None:
         """Reset every env with a seed fixed by the step count (see ``checkpoint_every``)."""

@@ -21,17 +21,17 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 from gymnasium import spaces
 
+from jacrl.common.atomic import write_atomically
 from jacrl.common.errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -131,20 +131,13 @@ def write_agent(path: str | os.PathLike[str], saved: SavedAgent, jacrl_version: 
     }
     weights = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in saved.tensors.items()}, weights)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr(META_MEMBER, json.dumps(meta, indent=2, allow_nan=False))
-                archive.writestr(WEIGHTS_MEMBER, weights.getvalue())
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
+
+    def write(file: BinaryIO) -> None:
+        with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(META_MEMBER, json.dumps(meta, indent=2, allow_nan=False))
+            archive.writestr(WEIGHTS_MEMBER, weights.getvalue())
+
+    return write_atomically(target, write)
 
 
 def read_agent(path: str | os.PathLike[str], expected_cls: str) -> SavedAgent:

@@ -9,12 +9,11 @@ the env itself, so a bandit registered with other rewards (say 1/0) is converted
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from jacrl.common.errors import ConfigError
+from jacrl.envs.registration import check_env_id
 
 
 @dataclass(frozen=True)
@@ -82,28 +81,18 @@ class EnvScoring:
         return float(self.score(np.array(self.threshold), length))
 
 
-def _make(env_id: str, **kwargs: Any) -> gym.Env:
-    try:  # importing jacrl.envs (in env_scoring) registered the jacrl/ ids
-        return gym.make(env_id, **kwargs)
-    except gym.error.Error as exc:
-        raise ConfigError(
-            f"unknown env id '{env_id}' ({exc}); `jacrl envs` lists jacrl's own ids, and any "
-            "Gymnasium id (e.g. CartPole-v1) works"
-        ) from exc
-
-
 def env_scoring(env_id: str) -> EnvScoring:
     """Build the env to read its threshold and, for a classification bandit, its settings."""
     from jacrl.envs.classification_bandit import ClassificationBandit
 
-    env = _make(env_id)
-    threshold = gym.spec(env_id).reward_threshold
+    threshold = check_env_id(env_id).reward_threshold
+    env = gym.make(env_id)
     try:
         if not isinstance(env.unwrapped, ClassificationBandit):
             return EnvScoring(env_id, threshold)
     finally:
         env.close()
-    held_out = _make(env_id, split="test")  # the split train() evaluates on
+    held_out = gym.make(env_id, split="test")  # the split train() evaluates on
     try:
         bandit = held_out.unwrapped
         assert isinstance(bandit, ClassificationBandit)

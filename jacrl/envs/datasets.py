@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import urllib.request
 import zlib
 from functools import lru_cache
@@ -22,6 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jacrl.common.atomic import write_atomically
 from jacrl.common.errors import JacrlError
 
 __all__ = [
@@ -192,16 +192,7 @@ def _download(url: str, target: Path, md5: str) -> None:
     digest = hashlib.md5(body).hexdigest()
     if digest != md5:
         raise DatasetError(f"download of {url} has md5 {digest}, expected {md5}")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(target, lambda file: file.write(body))
 
 
 def _mnist_pair(directory: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,7 @@ from typing import Any
 
 import gymnasium as gym
 import yaml
+from gymnasium.envs.registration import EnvSpec
 
 from jacrl.common.errors import ConfigError
 from jacrl.common.resources import data_dir
@@ -35,6 +36,7 @@ __all__ = [
     "SPEC_DIR_ENV",
     "EnvSpecFile",
     "builtin_spec_dir",
+    "check_env_id",
     "list_registered",
     "load_spec",
     "register_envs",
@@ -219,3 +221,18 @@ def list_registered() -> list[dict[str, Any]]:
     editing one does not change the registry.
     """
     return [asdict(_REGISTERED[env_id]) for env_id in sorted(_REGISTERED)]
+
+
+def check_env_id(env_id: str) -> EnvSpec:
+    """The Gymnasium spec of ``env_id``, or a :class:`ConfigError` that says where ids are listed.
+
+    Every entry point that takes an env id (agents, ``jacrl train``, ``jacrl compare``) asks
+    here, so an unknown id gets the same answer everywhere.
+    """
+    try:
+        return gym.spec(env_id)
+    except gym.error.Error as exc:
+        raise ConfigError(
+            f"unknown env id '{env_id}' ({exc}); run `jacrl envs` to list jacrl's own ids "
+            "(registered on `import jacrl`); any Gymnasium id (e.g. CartPole-v1) works too"
+        ) from exc

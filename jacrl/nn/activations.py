@@ -47,6 +47,10 @@ class Activation(nn.Module):
         """``(σ(x), Σ_i log σ′(x_i))``."""
         raise NotImplementedError
 
+    def value(self, x: Tensor) -> Tensor:
+        """σ(x) alone (the acting path: no log-det); subclasses avoid computing it."""
+        return self.forward(x)[0]
+
     def inverse(self, u: Tensor) -> tuple[Tensor, Tensor]:
         """``(σ⁻¹(u), Σ_i log (σ⁻¹)′(u_i))`` — the per-layer activation term of ℓ(y0)."""
         return self.inverse_value(u), self.log_inverse_derivative(u).sum(-1)
@@ -73,6 +77,9 @@ class Asinh(Activation):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return torch.asinh(x), -0.5 * torch.log1p(x * x).sum(-1)
+
+    def value(self, x: Tensor) -> Tensor:
+        return torch.asinh(x)
 
     def inverse_value(self, u: Tensor) -> Tensor:
         return torch.sinh(u)
@@ -110,6 +117,9 @@ class LeakyReLU(Activation):
         negative = x <= 0
         y = torch.where(negative, x * self.negative_slope, x)
         return y, negative.to(x.dtype).sum(-1) * math.log(self.negative_slope)
+
+    def value(self, x: Tensor) -> Tensor:
+        return torch.where(x <= 0, x * self.negative_slope, x)
 
     def inverse_value(self, u: Tensor) -> Tensor:
         return torch.where(u <= 0, u / self.negative_slope, u)
@@ -153,6 +163,9 @@ class SmoothLeakyReLU(Activation):
         r = torch.sqrt(x * x + 1)
         y = self.a * x + self.b * (r - 1)
         return y, torch.log(self.a + self.b * x / r).sum(-1)
+
+    def value(self, x: Tensor) -> Tensor:
+        return self.a * x + self.b * (torch.sqrt(x * x + 1) - 1)
 
     def _t_s(self, u: Tensor) -> tuple[Tensor, Tensor]:
         t = u + self.b

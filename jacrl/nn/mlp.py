@@ -45,6 +45,59 @@ PARAMETERIZATIONS: dict[str, type[InvertibleLinear]] = {"inverse": InverseLinear
 _DTYPES = (torch.float32, torch.float64)
 
 Pass = Callable[[Tensor], tuple[Tensor, Tensor]]
+#: Identifies the values of a set of tensors: (storage address, in-place version) of each.
+ParameterKey = tuple[tuple[int, int], ...]
+
+
+class FrozenForward:
+    """y = F(x) from a snapshot of the weights: W_l = V_l⁻¹ and b_l computed once, as plain tensors.
+
+    The acting path of a rollout (design §3b "Cost"): one matrix product, one bias add and one
+    activation per layer, without autograd, log-det, input checks or staleness checks — the
+    caller checks what it stores once per batch. Same operations in the same order as
+    :meth:`InvertibleMLP.forward`, so the outputs are bit-identical to it. Build it with
+    :meth:`InvertibleMLP.frozen_forward`, which keeps it until a parameter changes.
+    """
+
+    __slots__ = ("activation", "key", "layers")
+
+    def __init__(
+        self,
+        key: ParameterKey,
+        layers: tuple[tuple[Tensor, Tensor | None], ...],
+        activation: Callable[[Tensor], Tensor],
+    ) -> None:
+        self.key = key
+        #: (Wᵀ_l, b_l) per layer, detached copies
+        self.layers = layers
+        self.activation = activation
+
+    def __call__(self, x: Tensor) -> Tensor:
+        for weight_t, bias in self.layers:
+            x = x @ weight_t
+            if bias is not None:
+                x = x + bias
+            x = self.activation(x)
+        return x
+
+    def all_finite(self) -> bool:
+        """Whether every snapshot tensor is finite (one check per snapshot, not per call)."""
+        return all(
+            bool(torch.isfinite(t).all()) for layer in self.layers for t in layer if t is not None
+        )
+
+
+def parameter_key(module: nn.Module) -> ParameterKey:
+    """(storage address, version counter) of every parameter and buffer of ``module``: it changes
+    when an optimizer step, ``load_state_dict`` or ``.to()`` changes a value (an in-place write
+    through ``.data`` bypasses the version counter: call the owner's ``invalidate`` after one)."""
+    return tuple(
+        (t.data_ptr(), t._version)
+        for sub in module.modules()
+        for group in (sub._parameters, sub._buffers)
+        for t in group.values()
+        if t is not None
+    )
 
 
 class InvertibleMLP(nn.Module):
@@ -93,6 +146,9 @@ class InvertibleMLP(nn.Module):
         self.activation = (
             activation if isinstance(activation, Activation) else make_activation(activation)
         )
+        self._frozen_forward: FrozenForward | None = None
+        #: parameter key of the weights check_conditioning last passed
+        self._conditioning_checked: ParameterKey | None = None
 
     def extra_repr(self) -> str:
         return (
@@ -103,7 +159,11 @@ class InvertibleMLP(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         """The dtype inputs must have: that of the parameters (it follows ``.to(dtype)``)."""
-        return next((p.dtype for p in self.parameters()), self._dtype)
+        for layer in self.linears:  # cheaper than parameters(): called on every pass
+            for p in layer._parameters.values():
+                if p is not None:
+                    return p.dtype
+        return self._dtype
 
     def layers(self) -> list[InvertibleLinear]:
         """The affine layers A_1 … A_L, in forward order."""
@@ -137,7 +197,20 @@ class InvertibleMLP(nn.Module):
 
     def _inverse_pass(self, y: Tensor) -> tuple[Tensor, Tensor]:
         logabsdet = y.new_zeros(y.shape[:-1])
-        for layer in reversed(self.layers()):
+        layers = self.layers()
+        if len(layers) > 1 and all(type(layer) is InverseLinear for layer in layers):
+            # one batched slogdet (and one batched solve in backward) for all layers instead of
+            # one per layer: the same LU per matrix, so the same values and gradients
+            matrices = torch.stack([layer.inverse_weight() for layer in layers])
+            layer_logdets = list(torch.linalg.slogdet(matrices).logabsdet.unbind())
+            for layer, layer_logdet in zip(reversed(layers), reversed(layer_logdets), strict=True):
+                y, activation_logdet = self.activation.inverse(y)
+                if layer.bias is not None:
+                    y = y - layer.bias
+                y = layer.apply_inverse_weight(y)
+                logabsdet = logabsdet + activation_logdet + layer_logdet.expand(y.shape[:-1])
+            return y, logabsdet
+        for layer in reversed(layers):
             y, activation_logdet = self.activation.inverse(y)
             y, layer_logdet = layer.inverse(y)
             logabsdet = logabsdet + activation_logdet + layer_logdet
@@ -171,9 +244,12 @@ class InvertibleMLP(nn.Module):
             return torch.zeros(0, dtype=self.dtype)
         return torch.stack([layer.condition_number() for layer in self.layers()])
 
-    def check_conditioning(self) -> None:
-        """Raise :class:`SingularWeightError` if some cond(V_l) exceeds ``max_cond`` or is NaN."""
-        for index, cond in enumerate(self.condition_numbers().tolist()):
+    def check_conditioning(self) -> Tensor:
+        """Raise :class:`SingularWeightError` if some cond(V_l) exceeds ``max_cond`` or is NaN;
+        return the condition numbers (shape ``(depth,)``) otherwise."""
+        key = parameter_key(self)
+        conds = self.condition_numbers()
+        for index, cond in enumerate(conds.tolist()):
             if not cond <= self.max_cond:  # also catches NaN
                 kind = type(self.layers()[index]).__name__
                 raise SingularWeightError(
@@ -181,6 +257,48 @@ class InvertibleMLP(nn.Module):
                     f"{self.max_cond:g} (NaN means non-finite weights); lower the learning rate, "
                     "regularise or re-condition V, or use float64"
                 )
+        self._conditioning_checked = key
+        return conds
+
+    # Acting ----------------------------------------------------------------------------------
+    def frozen_forward(self) -> FrozenForward:
+        """The lean forward pass for acting, from W_l = V_l⁻¹ computed once (no gradient).
+
+        Kept until a parameter changes (keyed on :func:`parameter_key`, checked here, not per
+        pass): call this once per rollout, or once per ``predict``. Building a new snapshot checks
+        the conditioning (unless :meth:`check_conditioning` already passed for these weights) and
+        that W_l, b_l are finite, raising :class:`SingularWeightError` otherwise.
+        """
+        key = parameter_key(self)
+        cached = self._frozen_forward
+        if cached is not None and cached.key == key:
+            return cached
+        if self._conditioning_checked != key:
+            self.check_conditioning()
+        with torch.no_grad():
+            layers = tuple(
+                (
+                    layer.weight().detach().mT,
+                    None if layer.bias is None else layer.bias.detach().clone(),
+                )
+                for layer in self.layers()
+            )
+        snapshot = FrozenForward(key, layers, self.activation.value)
+        if not snapshot.all_finite():
+            raise SingularWeightError(
+                "a forward matrix W = V⁻¹ or a bias is not finite; lower the learning rate or "
+                "max_cond, or use float64"
+            )
+        self._frozen_forward = snapshot
+        return snapshot
+
+    def invalidate(self) -> None:
+        """Drop the acting snapshot and the conditioning record: the next
+        :meth:`frozen_forward` recomputes both. Needed only after writing the weights in a way
+        that bypasses version counters (``p.data[...] = ...``); optimizer steps and
+        ``load_state_dict`` are detected."""
+        self._frozen_forward = None
+        self._conditioning_checked = None
 
     @contextmanager
     def frozen(self) -> Iterator[InvertibleMLP]:

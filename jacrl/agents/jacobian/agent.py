@@ -10,7 +10,7 @@ baseline, or GAE from a value network.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -28,6 +28,7 @@ from jacrl.common.errors import ConfigError, NonFiniteError
 from jacrl.common.schedules import ScheduleLike, as_schedule
 
 UPDATES = ("ppo", "reinforce")
+WEIGHTINGS = ("none", "softmax")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 #: weight of the newest rollout in the running-mean baseline of ``advantage="baseline"``
 BASELINE_RATE = 0.1
@@ -40,8 +41,9 @@ class JacobianAgent(BaseAgent):
 
     :param env: see :class:`~jacrl.agents.base.BaseAgent`.
     :param rule: ``"density"`` (exact REINFORCE/PPO gradient of the invertible policy) or
-        ``"volume"`` (the seed: grow ℓ(y0) = log|det J_{F⁻¹}(y0)| on positive advantage; biased,
-        design §3b). With ``update="ppo"`` the volume ratio is exp(ℓ_new − ℓ_old).
+        ``"volume"`` (the seed: grow ℓ(y0) = log|det J_{F⁻¹}(y0)| on positive advantage; biased
+        and blind to the state, so it does not learn: docs/volume_rule.md). With
+        ``update="ppo"`` the volume ratio is exp(ℓ_new − ℓ_old).
     :param advantage: ``"gae"`` (value net, GAE(λ)), ``"baseline"`` (discounted return minus a
         running mean) or ``"reward"`` (raw reward r_t, the seed; never normalised — on CartPole
         every reward is +1, so it carries no ranking). Advantages of the first two are
@@ -80,6 +82,19 @@ class JacobianAgent(BaseAgent):
         training stops with ``SingularWeightError`` past it rather than act on a garbage inverse.
     :param dtype: ``"float64"`` (default; float32 inverses lose accuracy as cond(V) grows) or
         ``"float32"`` for F and the density.
+    :param volume_objective: volume rule only (docs/volume_rule.md): ``"logdet"`` (default; ℓ)
+        or ``"absdet"`` (the seed's |J| itself, eq. 11: ∇|J| = |J|·∇ℓ; REINFORCE only, since a
+        ratio of |J| is the same as a ratio of exp ℓ).
+    :param volume_hold: volume rule only: ``"y0"`` (default, the seed's ∂y0/∂V ≡ 0) or ``"x0"``
+        (hold the input x that produced y0 and grow ℓ(F(x)) = −log|det J_F(x)|: make F contract
+        around x, so a bigger neighbourhood of x maps near y0 — the seed's words, read literally).
+    :param advantage_weighting: ``"none"`` (default) or ``"softmax"``: replace each minibatch's
+        advantages by positive weights w = N·softmax(A/τ) (mean 1), reward-weighted averaging in
+        the style of reward-weighted regression (Peters & Schaal 2007) — one reading of the seed's
+        "strengthen the mapping in proportion to the reward". (Dividing by Σ|r| only rescales the
+        step, which Adam undoes, so it is not offered.)
+    :param weighting_temperature: τ of ``advantage_weighting="softmax"``, in units of the
+        (normalised, unless ``advantage="reward"``) advantage.
     :param nonfinite: NaN/inf policy for observations and rewards, see ``BaseAgent``.
     :param tensorboard_log: see ``BaseAgent``.
     :param seed: see ``BaseAgent``.
@@ -121,6 +136,10 @@ class JacobianAgent(BaseAgent):
         value_hidden: Sequence[int] = (64, 64),
         max_cond: float = 1e6,
         dtype: str = "float64",
+        volume_objective: str = "logdet",
+        volume_hold: str = "y0",
+        advantage_weighting: str = "none",
+        weighting_temperature: float = 1.0,
         nonfinite: str = "raise",
         tensorboard_log: str | os.PathLike[str] | None = None,
         seed: int | None = None,
@@ -133,9 +152,17 @@ class JacobianAgent(BaseAgent):
             ("advantage", advantage, ADVANTAGES),
             ("update", update, UPDATES),
             ("dtype", dtype, tuple(DTYPES)),
+            ("advantage_weighting", advantage_weighting, WEIGHTINGS),
         ):
             if value not in accepted:
                 raise ConfigError(f"{name}={value!r}: expected one of {accepted}")
+        if volume_objective == "absdet" and update != "reinforce":
+            raise ConfigError(
+                "volume_objective='absdet' needs update='reinforce': a PPO ratio of |J| is the "
+                "ratio of exp ℓ, i.e. the same update as 'logdet'"
+            )
+        if not weighting_temperature > 0:
+            raise ConfigError(f"weighting_temperature={weighting_temperature}: must be positive")
         if n_steps < 1 or batch_size < 1 or n_epochs < 1:
             raise ConfigError("n_steps, batch_size and n_epochs must be positive")
         super().__init__(
@@ -159,6 +186,11 @@ class JacobianAgent(BaseAgent):
         self.learning_rate, self.target_kl = learning_rate, target_kl
         self.lift_hidden, self.value_hidden = tuple(lift_hidden), tuple(value_hidden)
         self.max_cond, self.dtype = max_cond, dtype
+        self.volume_objective, self.volume_hold = volume_objective, volume_hold
+        self.advantage_weighting, self.weighting_temperature = (
+            advantage_weighting,
+            weighting_temperature,
+        )
         self._lr_schedule = as_schedule("learning_rate", learning_rate)
         self._clip_schedule = as_schedule("clip_range", clip_range)
 
@@ -179,12 +211,18 @@ class JacobianAgent(BaseAgent):
             value_hidden=self.value_hidden if advantage == "gae" else None,
             max_cond=max_cond,
             dtype=DTYPES[dtype],
+            volume_objective=volume_objective,
+            volume_hold=volume_hold,
         ).to(self.device)
         self._trained_parameters = [p for p in self.policy.parameters() if p.requires_grad]
+        # foreach: a few multi-tensor kernels instead of ~8 ops per parameter tensor, with the
+        # same arithmetic per element (bit-identical weights to the single-tensor loop)
         self.optimizer = torch.optim.Adam(
-            self._trained_parameters, lr=self._lr_schedule(1.0), eps=1e-5
+            self._trained_parameters, lr=self._lr_schedule(1.0), eps=1e-5, foreach=True
         )
-        self.rollout_buffer = RolloutBuffer(n_steps, self.n_envs, obs_dim, self.n)
+        self.rollout_buffer = RolloutBuffer(
+            n_steps, self.n_envs, obs_dim, self.n, dtype=np.dtype(dtype).type
+        )
         #: running mean of discounted returns, the baseline of ``advantage="baseline"``
         self.return_baseline: float | None = None
         self._last_values = np.zeros(self.n_envs)
@@ -202,29 +240,54 @@ class JacobianAgent(BaseAgent):
         self.return_baseline = extra["return_baseline"]
 
     def _predict(self, obs: torch.Tensor, deterministic: bool) -> np.ndarray:
-        with self.policy.net.frozen():
-            y0 = self.policy.sample(obs.to(self.device), deterministic)
+        # the acting snapshot is kept across calls until the weights change (no inverse or SVD
+        # per call); one finiteness check per call, so no NaN reaches the caller as an action
+        with torch.inference_mode():
+            y0 = self.policy.actor()(obs.to(self.device), deterministic)
+            if not bool(torch.isfinite(y0).all()):
+                raise NonFiniteError(
+                    "predict: the pre-action y0 is not finite; the policy's weights overflow"
+                )
         return self.policy.to_env_actions(y0)
 
+    def set_parameters(self, params: Mapping[str, torch.Tensor], exact_match: bool = True) -> None:
+        super().set_parameters(params, exact_match)
+        self.policy.invalidate()
+
     def collect_rollouts(self, callback: BaseCallback) -> bool:
-        """Fill the rollout buffer with ``n_steps`` steps of every env (SB3's order of calls)."""
+        """Fill the rollout buffer with ``n_steps`` steps of every env (SB3's order of calls).
+
+        The weights are fixed during a rollout, so the policy's acting snapshot (W_l = V_l⁻¹,
+        σ_x, conditioning and finiteness of the weights checked) is taken once; every step is then
+        a few plain tensor operations. The stored pre-actions are checked once, at the end.
+        """
         assert self._last_obs is not None
-        buffer, policy = self.rollout_buffer, self.policy
+        buffer, policy, device = self.rollout_buffer, self.policy, self.device
         buffer.reset()
-        with torch.no_grad(), policy.net.frozen():
-            while not buffer.full:
-                y0 = policy.sample(torch.as_tensor(self._last_obs, device=self.device))
-                step = self._step_env(policy.to_env_actions(y0), callback)
-                if step is None:
-                    return False
-                buffer.add(
-                    self._last_obs,
-                    y0.cpu().numpy(),
-                    step.rewards,
-                    self._last_episode_starts,
-                    step.truncated_obs,
-                )
-                self._last_obs, self._last_episode_starts = step.obs, step.dones
+        act, to_env_actions = policy.actor(), policy.to_env_actions
+        while not buffer.full:
+            with torch.inference_mode():
+                y0 = act(torch.as_tensor(self._last_obs, device=device))
+            step = self._step_env(to_env_actions(y0), callback)
+            if step is None:
+                return False
+            buffer.add(
+                self._last_obs,
+                y0.cpu().numpy(),
+                step.rewards,
+                self._last_episode_starts,
+                step.truncated_obs,
+            )
+            self._last_obs, self._last_episode_starts = step.obs, step.dones
+        bad = ~np.isfinite(buffer.y0).all(axis=(1, 2))
+        if bad.any():
+            policy.net.check_conditioning()  # names the layer if F's weights are the cause
+            index = int(np.argmax(bad))
+            raise NonFiniteError(
+                f"the pre-action y0 overflowed to NaN/inf at step {index} of the rollout ending at "
+                f"env step {self.num_timesteps}, in {policy.dtype}; use float64, or lower "
+                "learning_rate or max_cond"
+            )
         self._score_rollout()
         mean_return = buffer.compute_advantages(
             self.advantage,
@@ -249,7 +312,12 @@ class JacobianAgent(BaseAgent):
         shape = (buffer.n_steps, buffer.n_envs)
         obs = torch.as_tensor(buffer.obs, device=device).flatten(0, 1)
         y0 = torch.as_tensor(buffer.y0, device=device).flatten(0, 1)
-        log_probs, logabsdet = policy.log_prob(obs, y0)
+        x = None
+        if policy.needs_input:
+            # the inputs that produced y0 under the weights that acted, held fixed in train
+            x = policy.net.inverse(y0)
+            buffer.x[:] = x.reshape(*shape, -1).cpu().numpy()
+        log_probs, logabsdet = policy.log_prob(obs, y0, x)
         buffer.log_probs[:] = log_probs.reshape(shape).cpu().numpy()
         buffer.logabsdet[:] = logabsdet.reshape(shape).cpu().numpy()
         if policy.value_net is None:
@@ -289,7 +357,9 @@ class JacobianAgent(BaseAgent):
             for start in range(0, buffer_size, batch_size):
                 mb_inds = b_inds[start : start + batch_size]
                 values, log_prob, entropy = policy.evaluate_actions(
-                    rollout.obs[mb_inds], rollout.y0[mb_inds]
+                    rollout.obs[mb_inds],
+                    rollout.y0[mb_inds],
+                    rollout.x[mb_inds] if policy.needs_input else None,
                 )
                 logratio = log_prob - rollout.log_probs[mb_inds]
                 ratio = logratio.exp()
@@ -302,6 +372,10 @@ class JacobianAgent(BaseAgent):
                 advantages = rollout.advantages[mb_inds]
                 if normalize_advantage and len(mb_inds) > 1:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                if self.advantage_weighting == "softmax":
+                    advantages = len(mb_inds) * torch.softmax(
+                        advantages / self.weighting_temperature, dim=0
+                    )
 
                 # Policy loss
                 if self.update == "ppo":
@@ -349,11 +423,13 @@ class JacobianAgent(BaseAgent):
             if not continue_training:
                 break
 
-        # Conditioning: fail loudly rather than act through a near-singular V
-        policy.net.check_conditioning()
+        # Conditioning: fail loudly rather than act through a near-singular V (one SVD per layer
+        # per update; the next rollout's acting snapshot reuses this check)
+        conds = policy.net.check_conditioning()
 
         self._record_train_logs(
             rollout.logabsdet,
+            conds,
             learning_rate=learning_rate,
             clip_range=clip_range,
             policy_loss=pg_losses,
@@ -365,7 +441,12 @@ class JacobianAgent(BaseAgent):
         )
 
     def _record_train_logs(
-        self, logabsdet: torch.Tensor, learning_rate: float, clip_range: float, **means: Any
+        self,
+        logabsdet: torch.Tensor,
+        cond: torch.Tensor,
+        learning_rate: float,
+        clip_range: float,
+        **means: Any,
     ) -> None:
         """SB3's ``train/*`` keys plus ``jacobian/*`` (log|det J_{F⁻¹}(y0)| of the rollout)."""
         logger = self.logger
@@ -374,7 +455,6 @@ class JacobianAgent(BaseAgent):
         logger.record("train/learning_rate", learning_rate)
         logger.record("train/clip_range", clip_range)
         logger.record("train/n_updates", len(means["policy_loss"]), exclude="tensorboard")
-        cond = self.policy.net.condition_numbers()
         logger.record("jacobian/cond_max", float(cond.max()) if cond.numel() else 1.0)
         logger.record("jacobian/logdet_mean", float(logabsdet.mean()))
         logger.record(

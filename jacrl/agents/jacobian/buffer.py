@@ -27,6 +27,7 @@ class RolloutBatch(NamedTuple):
     advantages: Tensor
     returns: Tensor
     logabsdet: Tensor
+    x: Tensor
 
 
 class RolloutBuffer:
@@ -36,12 +37,18 @@ class RolloutBuffer:
     :param n_envs: parallel envs.
     :param obs_dim: flat observation size.
     :param n: width of the invertible network (size of y0).
+    :param dtype: the invertible network's dtype: y0 and x are stored in it, so scoring them
+        needs no cast (and a float32 network gets exactly the pre-actions it produced).
     """
 
-    def __init__(self, n_steps: int, n_envs: int, obs_dim: int, n: int) -> None:
+    def __init__(
+        self, n_steps: int, n_envs: int, obs_dim: int, n: int, dtype: type = np.float64
+    ) -> None:
         self.n_steps, self.n_envs = n_steps, n_envs
         self.obs = np.zeros((n_steps, n_envs, obs_dim), dtype=np.float32)
-        self.y0 = np.zeros((n_steps, n_envs, n), dtype=np.float64)
+        self.y0 = np.zeros((n_steps, n_envs, n), dtype=dtype)
+        #: the inputs x = F⁻¹(y0) under the weights that acted (filled for volume_hold="x0" only)
+        self.x = np.zeros((n_steps, n_envs, n), dtype=dtype)
         self.rewards = np.zeros((n_steps, n_envs), dtype=np.float64)
         self.episode_starts = np.zeros((n_steps, n_envs), dtype=np.float64)
         self.values = np.zeros((n_steps, n_envs), dtype=np.float64)
@@ -142,4 +149,5 @@ class RolloutBuffer:
             advantages=flat(self.advantages),
             returns=flat(self.returns).float(),
             logabsdet=flat(self.logabsdet),
+            x=flat(self.x),
         )

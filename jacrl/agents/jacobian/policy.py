@@ -10,6 +10,9 @@ which the two learning rules use:
 - ``rule="density"``: the log-probability is the whole expression (REINFORCE/PPO on this policy);
 - ``rule="volume"`` (the seed, eq. 7 as a log): the "log-probability" is ℓ(y0) alone, y0 held fixed
   (∂y0/∂V ≡ 0). It ignores the Gaussian term, so the lift and σ_x get no gradient from it.
+  Variants (docs/volume_rule.md): ``volume_objective="absdet"`` scores |J| = exp ℓ itself, whose
+  gradient is seed eq. 11, |J|·∇ℓ; ``volume_hold="x0"`` holds the input x that produced y0 fixed
+  instead of y0 and scores ℓ(F(x)) = −log|det J_F(x)|.
 
 The env action is read off y0: ``argmax y0[:k]`` for Discrete(k), the first k components squashed
 into the bounds (``tanh``) for Box(k). The reward depends on y0 only through the action, so the
@@ -19,18 +22,21 @@ gradient with respect to the density of y0 stays unbiased.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from jacrl.common.errors import ConfigError
+from jacrl.common.errors import ConfigError, NonFiniteError
 from jacrl.nn import InvertibleMLP
+from jacrl.nn.mlp import FrozenForward, ParameterKey, parameter_key
 
 RULES = ("density", "volume")
 EMBEDS = ("mlp", "pad")
+VOLUME_OBJECTIVES = ("logdet", "absdet")
+VOLUME_HOLDS = ("y0", "x0")
 
 
 def tanh_mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
@@ -48,6 +54,61 @@ def action_size(action_space: spaces.Discrete | spaces.Box) -> int:
     if isinstance(action_space, spaces.Discrete):
         return int(action_space.n)
     return int(action_space.shape[0])
+
+
+class Actor:
+    """The policy's acting path from a snapshot of its weights: y0 = F(x0(s) + σ_x ε).
+
+    Built once per rollout (or kept across ``predict`` calls until a parameter changes) by
+    :meth:`JacobianPolicy.actor`: σ_x = exp(log σ_x) and F's W_l = V_l⁻¹ are computed once, the
+    lift runs as plain ``linear``/``tanh`` calls. No autograd, no per-call checks: the caller
+    checks the pre-actions it stores. The operations are those of :meth:`JacobianPolicy.sample`,
+    in the same order, so the outputs (and the random stream) are bit-identical to it.
+    """
+
+    __slots__ = ("embed", "forward", "key", "sigma")
+
+    def __init__(
+        self,
+        key: ParameterKey,
+        embed: Callable[[Tensor], Tensor],
+        sigma: Tensor,
+        forward: FrozenForward,
+    ) -> None:
+        self.key, self.embed, self.sigma, self.forward = key, embed, sigma, forward
+
+    def __call__(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        """Pre-actions y0, ``(batch, n)``, for normalised observations ``(batch, obs_dim)``."""
+        x0 = self.embed(obs)
+        x = x0 if deterministic else x0 + self.sigma * torch.randn_like(x0)
+        return self.forward(x)
+
+
+def _lean_embed(policy: JacobianPolicy) -> Callable[[Tensor], Tensor]:
+    """x0(s) as plain tensor calls: a :func:`tanh_mlp` lift unrolled into ``linear``/``tanh``
+    with detached weights (other lift modules are called as they are), or the zero-padding."""
+    dtype, lift = policy.dtype, policy.lift
+    if lift is None:
+        pad = (0, policy.n - policy.obs_dim)
+        return lambda obs: nn.functional.pad(obs.to(dtype), pad)
+    children = list(lift.children()) if isinstance(lift, nn.Sequential) else []
+    linears = [m for m in children[0::2] if isinstance(m, nn.Linear) and m.bias is not None]
+    if (
+        len(children) % 2 == 0
+        or len(linears) != len(children[0::2])
+        or not all(isinstance(m, nn.Tanh) for m in children[1::2])
+    ):
+        return lambda obs: lift(obs).to(dtype)
+    pairs = [(m.weight.detach(), m.bias.detach()) for m in linears]
+    *hidden, (last_weight, last_bias) = pairs
+    linear, tanh = nn.functional.linear, torch.tanh
+
+    def embed(obs: Tensor) -> Tensor:
+        for weight, bias in hidden:
+            obs = tanh(linear(obs, weight, bias))
+        return linear(obs, last_weight, last_bias).to(dtype)
+
+    return embed
 
 
 class JacobianPolicy(nn.Module):
@@ -68,6 +129,12 @@ class JacobianPolicy(nn.Module):
     :param value_hidden: hidden sizes of the value network, or ``None`` for no critic.
     :param max_cond: bound on cond(V_l), checked by ``net.check_conditioning``.
     :param dtype: dtype of F and the density (float64: float32 inverses lose accuracy, §3b).
+    :param volume_objective: the volume rule's score: ``"logdet"`` ℓ (design §2) or ``"absdet"``
+        |J| = exp ℓ (seed eqs. 7 and 11 literally: ∇|J| = |J|·∇ℓ, so each sample's step is
+        weighted by its own volume).
+    :param volume_hold: what the volume rule holds fixed: ``"y0"`` (the seed, ∂y0/∂V ≡ 0) or
+        ``"x0"`` (the seed's x0, i.e. the noisy input x = x0(s) + σ_x ε that produced y0; the
+        score is ℓ at y = F(x), −log|det J_F(x)|, and y moves with the weights).
     """
 
     net: InvertibleMLP
@@ -91,10 +158,17 @@ class JacobianPolicy(nn.Module):
         value_hidden: Sequence[int] | None,
         max_cond: float,
         dtype: torch.dtype,
+        volume_objective: str = "logdet",
+        volume_hold: str = "y0",
     ) -> None:
         super().__init__()
-        if rule not in RULES:
-            raise ConfigError(f"rule={rule!r}: expected one of {RULES}")
+        for name, value, accepted in (
+            ("rule", rule, RULES),
+            ("volume_objective", volume_objective, VOLUME_OBJECTIVES),
+            ("volume_hold", volume_hold, VOLUME_HOLDS),
+        ):
+            if value not in accepted:
+                raise ConfigError(f"{name}={value!r}: expected one of {accepted}")
         if embed not in EMBEDS:
             raise ConfigError(f"embed={embed!r}: expected one of {EMBEDS}")
         k = action_size(action_space)
@@ -109,6 +183,7 @@ class JacobianPolicy(nn.Module):
             raise ConfigError(f"sigma_x={sigma_x}: the noise scale must be positive")
         self.obs_dim, self.n, self.k = obs_dim, n, k
         self.rule, self.dtype = rule, dtype
+        self.volume_objective, self.volume_hold = volume_objective, volume_hold
         self.discrete = isinstance(action_space, spaces.Discrete)
         self.action_start = (
             int(action_space.start) if isinstance(action_space, spaces.Discrete) else 0
@@ -122,6 +197,7 @@ class JacobianPolicy(nn.Module):
             n, depth, parameterization, activation, dtype=dtype, max_cond=max_cond
         )
         self.value_net = None if value_hidden is None else tanh_mlp(obs_dim, value_hidden, 1)
+        self._actor: Actor | None = None
         if isinstance(action_space, spaces.Box):
             # tanh squashing into finite bounds; unbounded dimensions pass through unchanged
             # (derived from the space, so not saved)
@@ -149,14 +225,29 @@ class JacobianPolicy(nn.Module):
             return obs.new_zeros(obs.shape[0])
         return self.value_net(obs).squeeze(-1)
 
-    def log_prob(self, obs: Tensor, y0: Tensor) -> tuple[Tensor, Tensor]:
-        """(the rule's log-probability of y0, ℓ(y0)), each ``(batch,)``: one inverse pass of F.
+    @property
+    def needs_input(self) -> bool:
+        """Whether :meth:`log_prob` needs the input x that produced y0 (``volume_hold="x0"``)."""
+        return self.rule == "volume" and self.volume_hold == "x0"
 
-        density: log N(F⁻¹(y0); x0(s), σ_x² I) + ℓ(y0); volume: ℓ(y0) alone.
+    def log_prob(self, obs: Tensor, y0: Tensor, x: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(the rule's log-probability of y0, ℓ(y0)), each ``(batch,)``: one pass of F.
+
+        density: log N(F⁻¹(y0); x0(s), σ_x² I) + ℓ(y0); volume: ℓ(y0) alone, or |J| = exp ℓ(y0)
+        (``volume_objective="absdet"``). With ``volume_hold="x0"`` ℓ is taken at F(x) for the
+        stored input ``x`` (a forward pass), −log|det J_F(x)|: it equals ℓ(y0) under the weights
+        that acted, but y = F(x) moves with the weights.
         """
-        x, logabsdet = self.net.inverse_and_logdet(y0)
+        if self.needs_input:
+            if x is None:
+                raise ConfigError("volume_hold='x0' needs the input x that produced y0")
+            _, forward_logdet = self.net.forward_and_logdet(x)
+            logabsdet = -forward_logdet
+        else:
+            x, logabsdet = self.net.inverse_and_logdet(y0)
         if self.rule == "volume":
-            return logabsdet, logabsdet
+            score = logabsdet.exp() if self.volume_objective == "absdet" else logabsdet
+            return score, logabsdet
         x0 = self.embed(obs)
         z = (x - x0) / self.log_sigma.exp()
         gaussian = -0.5 * z**2 - self.log_sigma - 0.5 * math.log(2 * math.pi)
@@ -179,10 +270,40 @@ class JacobianPolicy(nn.Module):
         x = x0 if deterministic else x0 + self.log_sigma.exp() * torch.randn_like(x0)
         return self.net(x)
 
-    def evaluate_actions(self, obs: Tensor, y0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(values, log_prob, entropy) of stored pre-actions ``y0`` under the current weights,
-        SB3's ``evaluate_actions`` with y0 in place of the env action."""
-        log_prob, _ = self.log_prob(obs, y0)
+    def actor(self) -> Actor:
+        """The acting snapshot (see :class:`Actor`), kept until a parameter changes: an
+        optimizer step, ``load_state_dict`` or ``.to()`` (keyed on :func:`parameter_key`, checked
+        here, once per call). Raises SingularWeightError for ill-conditioned or non-finite F and
+        NonFiniteError for non-finite lift weights or σ_x."""
+        key = parameter_key(self)
+        cached = self._actor
+        if cached is not None and cached.key == key:
+            return cached
+        with torch.no_grad():
+            forward = self.net.frozen_forward()
+            sigma = self.log_sigma.detach().exp()
+            lift = () if self.lift is None else tuple(self.lift.parameters())
+            if not all(bool(torch.isfinite(t).all()) for t in (sigma, *lift)):
+                raise NonFiniteError(
+                    "the lift's weights or σ_x are not finite; lower the learning rate"
+                )
+        actor = Actor(key, _lean_embed(self), sigma, forward)
+        self._actor = actor
+        return actor
+
+    def invalidate(self) -> None:
+        """Drop the acting snapshots (needed only after writes that bypass version counters,
+        e.g. ``p.data[...] = ...``)."""
+        self._actor = None
+        self.net.invalidate()
+
+    def evaluate_actions(
+        self, obs: Tensor, y0: Tensor, x: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(values, log_prob, entropy) of stored pre-actions ``y0`` (and inputs ``x``, needed by
+        ``volume_hold="x0"`` only) under the current weights, SB3's ``evaluate_actions`` with y0 in
+        place of the env action."""
+        log_prob, _ = self.log_prob(obs, y0, x)
         return self.predict_values(obs), log_prob, self.entropy(obs.shape[0])
 
     def to_env_actions(self, y0: Tensor) -> np.ndarray:

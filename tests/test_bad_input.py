@@ -1,0 +1,301 @@
+"""Bad input is refused clearly: one table of inputs, each with the error type and the words the
+message must contain (the problem and what is accepted), so the catalogue's size is visible in
+the test ids. The CLI and the ``nonfinite`` options have their own small tables below.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from jacrl.agents import JacobianAgent
+from jacrl.cli import main
+from jacrl.common.errors import (
+    CheckpointError,
+    ConfigError,
+    JacrlError,
+    NonFiniteError,
+    UnsupportedSpaceError,
+)
+from jacrl.envs.registration import load_spec
+from jacrl.nn import SingularWeightError
+from jacrl.presets import load_preset
+from jacrl.train import train
+
+TINY: dict[str, Any] = dict(
+    n_steps=8, batch_size=8, n_epochs=1, lift_hidden=(8,), value_hidden=(8,)
+)
+BOX4 = spaces.Box(-1.0, 1.0, (4,))
+POISON_STEP = 3  # the env step whose observation or reward is made non-finite
+
+
+class Poisoned(gym.Wrapper):
+    """CartPole whose ``POISON_STEP``-th step returns ``value`` in the observation's first entry
+    (``where="observation"``) or as the reward (``where="reward"``)."""
+
+    def __init__(self, where: str, value: float) -> None:
+        super().__init__(gym.make("CartPole-v1"))
+        self.where, self.value, self.steps = where, value, 0
+
+    def step(self, action: Any) -> tuple[Any, ...]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.steps += 1
+        if self.steps == POISON_STEP:
+            if self.where == "observation":
+                obs = obs.copy()
+                obs[0] = self.value
+            else:
+                reward = self.value
+        return obs, reward, terminated, truncated, info
+
+
+def predict_only(observation_space: spaces.Space, action_space: spaces.Space = BOX4) -> Any:
+    return JacobianAgent(None, observation_space=observation_space, action_space=action_space)
+
+
+def cartpole(**kwargs: Any) -> JacobianAgent:
+    return JacobianAgent("CartPole-v1", seed=0, **{**TINY, **kwargs})
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def with_layer(key: str, edit: Callable[[torch.Tensor], torch.Tensor], **kwargs: Any) -> Any:
+    """A CartPole agent whose policy weight ``key`` was replaced through the state dict."""
+    agent = cartpole(**kwargs)
+    state = agent.policy.state_dict()
+    state[key] = edit(state[key].clone())
+    agent.policy.load_state_dict(state)
+    return agent
+
+
+def near_singular(v: torch.Tensor) -> torch.Tensor:
+    v[-1] *= 1e-9  # one row almost zero: cond(V) ~ 1e9
+    return v
+
+
+def exploding(v: torch.Tensor) -> torch.Tensor:
+    v[0] *= 1e8  # one row huge: cond(V) ~ 1e8
+    return v
+
+
+def nan_entry(v: torch.Tensor) -> torch.Tensor:
+    v[0, 0] = float("nan")
+    return v
+
+
+def cartpole_acting_in(action_space: spaces.Space) -> gym.Env:
+    """CartPole's observations with another action space: a saved agent must refuse it."""
+    env = gym.make("CartPole-v1")
+    env.action_space = action_space
+    return env
+
+
+def saved_file(tmp_path: Path) -> Path:
+    return cartpole().save(tmp_path / "agent.zip")
+
+
+def truncated_file(tmp_path: Path) -> Path:
+    path = saved_file(tmp_path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def newer_version_file(tmp_path: Path) -> Path:
+    source = saved_file(tmp_path)
+    target = tmp_path / "newer.zip"
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "meta.json":
+                data = json.dumps({**json.loads(data), "format_version": 999}).encode()
+            dst.writestr(name, data)
+    return target
+
+
+ROWS = [
+    # unknown env ids
+    (lambda p: JacobianAgent("NoSuch-v0"), JacrlError, r"unknown env id 'NoSuch-v0'.*jacrl envs"),
+    (lambda p: train("jacobian", "NoSuch-v0", steps=8, log_root=p), ConfigError,
+     r"unknown env id 'NoSuch-v0'.*CartPole-v1"),
+    (lambda p: train("nosuch", "CartPole-v1", steps=8, log_root=p), ConfigError,
+     r"unknown agent 'nosuch'; accepted: jacobian"),
+    # spaces the Jacobian agent cannot use
+    (lambda p: predict_only(spaces.Dict({"a": BOX4})), UnsupportedSpaceError,
+     r"observation space Dict.*supported: observations a 1-D Box"),
+    (lambda p: predict_only(spaces.Tuple((BOX4, BOX4))), UnsupportedSpaceError,
+     r"observation space Tuple.*supported: observations a 1-D Box"),
+    (lambda p: predict_only(spaces.MultiDiscrete([2, 3])), UnsupportedSpaceError,
+     r"observation space MultiDiscrete.*supported: observations a 1-D Box"),
+    (lambda p: predict_only(spaces.MultiBinary(4)), UnsupportedSpaceError,
+     r"observation space MultiBinary.*supported: observations a 1-D Box"),
+    (lambda p: predict_only(spaces.Text(8)), UnsupportedSpaceError,
+     r"observation space Text.*supported: observations a 1-D Box"),
+    (lambda p: predict_only(spaces.Box(0, 255, (8, 8, 3), np.uint8)), UnsupportedSpaceError,
+     r"observation space Box\(0, 255, \(8, 8, 3\), uint8\).*FlattenObservation"),
+    (lambda p: predict_only(BOX4, spaces.MultiDiscrete([2, 2])), UnsupportedSpaceError,
+     r"action space MultiDiscrete.*Discrete\(k\) or a 1-D Box"),
+    (lambda p: predict_only(BOX4, spaces.MultiBinary(2)), UnsupportedSpaceError,
+     r"action space MultiBinary.*Discrete\(k\) or a 1-D Box"),
+    (lambda p: predict_only(BOX4, spaces.Tuple((spaces.Discrete(2),))), UnsupportedSpaceError,
+     r"action space Tuple.*Discrete\(k\) or a 1-D Box"),
+    # NaN/inf from the env (the default nonfinite="raise")
+    (lambda p: JacobianAgent(Poisoned("observation", np.nan), **TINY).learn(16), NonFiniteError,
+     rf"non-finite observation at env step {POISON_STEP}.*nonfinite='skip' or 'clip'"),
+    (lambda p: JacobianAgent(Poisoned("observation", np.inf), **TINY).learn(16), NonFiniteError,
+     rf"non-finite observation at env step {POISON_STEP}.*nonfinite='skip' or 'clip'"),
+    (lambda p: JacobianAgent(Poisoned("reward", np.nan), **TINY).learn(16), NonFiniteError,
+     rf"non-finite reward at env step {POISON_STEP}.*nonfinite='skip' or 'clip'"),
+    (lambda p: JacobianAgent(Poisoned("reward", -np.inf), **TINY).learn(16), NonFiniteError,
+     rf"non-finite reward at env step {POISON_STEP}.*nonfinite='skip' or 'clip'"),
+    (lambda p: cartpole(nonfinite="ignore"), JacrlError,
+     r"nonfinite='ignore': expected one of \('raise', 'skip', 'clip'\)"),
+    # what predict is given
+    (lambda p: cartpole().predict(np.zeros(3)), JacrlError,
+     r"observation shape \(3,\) does not fit.*expected \(4,\) or \(batch, \*\(4,\)\)"),
+    (lambda p: cartpole().predict(np.zeros((2, 5))), JacrlError,
+     r"observation shape \(2, 5\) does not fit.*expected \(4,\)"),
+    (lambda p: cartpole().predict(np.array(["a", "b", "c", "d"])), JacrlError,
+     r"observation dtype <U1 is not numeric"),
+    (lambda p: cartpole().predict(np.zeros(4, dtype=complex)), JacrlError,
+     r"observation dtype complex128 is not numeric"),
+    (lambda p: cartpole().predict(np.array([0.0, np.nan, 0.0, 0.0])), NonFiniteError,
+     r"predict: the observation holds NaN or inf"),
+    # malformed presets
+    (lambda p: load_preset("jacobian", "CartPole-v1", write(p, "bad.yml", "a: [1, 2")),
+     ConfigError, r"bad.yml is not valid YAML"),
+    (lambda p: load_preset("jacobian", "CartPole-v1", write(p, "list.yml", "- 1\n- 2\n")),
+     ConfigError, r"must map env ids to hyperparameter mappings, got a list"),
+    (lambda p: load_preset("jacobian", "CartPole-v1", write(p, "e.yml", "CartPole-v1: 3\n")),
+     ConfigError, r"entry for 'CartPole-v1' must be a mapping of hyperparameter names"),
+    (lambda p: load_preset("jacobian", "CartPole-v1", p / "missing.yml"), ConfigError,
+     r"missing.yml does not exist"),
+    (lambda p: train("jacobian", "CartPole-v1", steps=8, log_root=p,
+                     preset=write(p, "bad.yml", "{")), ConfigError, r"not valid YAML"),
+    # malformed env specs
+    (lambda p: load_spec(write(p, "s.yaml", "id: [x")), ConfigError, r"cannot read env spec"),
+    (lambda p: load_spec(write(p, "s.yaml", "- id\n")), ConfigError,
+     r"an env spec must be a YAML mapping, got list"),
+    (lambda p: load_spec(write(p, "s.yaml", "id: jacrl/X-v0\n")), ConfigError,
+     r"field 'entry_point' is required"),
+    (lambda p: load_spec(write(p, "s.yaml", "id: jacrl/X-v0\nentry_point: nocolon\n")),
+     ConfigError, r"field 'entry_point' must be 'module:Class'"),
+    (lambda p: load_spec(write(p, "s.yaml", "id: jacrl/X-v0\nentry_point: m:C\ncolor: 1\n")),
+     ConfigError, r"field 'color' is not a spec field; accepted: id, entry_point"),
+    (lambda p: load_spec(write(p, "s.yaml", "id: X\nentry_point: m:C\nmax_episode_steps: -1\n")),
+     ConfigError, r"field 'max_episode_steps' must be a positive integer or null, got -1"),
+    (lambda p: load_spec(write(p, "s.yaml", "id: 5\nentry_point: m:C\n")), ConfigError,
+     r"field 'id' must be a string like 'jacrl/Name-v0'"),
+    # budgets
+    (lambda p: cartpole().learn(0), JacrlError, r"total_timesteps=0: the budget must be positive"),
+    (lambda p: cartpole().learn(-5), JacrlError, r"total_timesteps=-5: the budget must be posit"),
+    (lambda p: train("jacobian", "CartPole-v1", steps=0, log_root=p), ConfigError,
+     r"budget must be a positive whole number of env steps, got 0"),
+    (lambda p: train("jacobian", "CartPole-v1", steps=-3, log_root=p), ConfigError,
+     r"budget must be a positive whole number of env steps, got -3"),
+    (lambda p: train("jacobian", "CartPole-v1", hp={"n_timesteps": 2.5}, log_root=p),
+     ConfigError, r"positive whole number of env steps, got 2.5"),
+    (lambda p: cartpole().learn(16, checkpoint_every=0, checkpoint_path=p / "c"), JacrlError,
+     r"checkpoint_every a positive number of env steps"),
+    # non-invertible or exploding weights
+    (lambda p: with_layer("net.linears.1.V", near_singular).predict(np.zeros(4)),
+     SingularWeightError, r"layer 1 \(InverseLinear\) has condition number .* > max_cond=1e\+06"),
+    (lambda p: with_layer("net.linears.1.V", near_singular).learn(16), SingularWeightError,
+     r"layer 1 \(InverseLinear\) has condition number .* > max_cond=1e\+06"),
+    (lambda p: with_layer("net.linears.0.V", exploding).learn(16), SingularWeightError,
+     r"layer 0 \(InverseLinear\) has condition number .* > max_cond=1e\+06"),
+    (lambda p: with_layer("net.linears.2.V", nan_entry).predict(np.zeros(4)),
+     SingularWeightError, r"condition number nan > max_cond.*NaN means non-finite weights"),
+    (lambda p: with_layer("net.linears.0.log_diag", lambda s: s + torch.arange(4) * 10,
+                          parameterization="lu").learn(16),
+     SingularWeightError, r"layer 0 \(LULinear\) has condition number .* > max_cond"),
+    (lambda p: cartpole(max_cond=1.0), ConfigError, r"max_cond must be > 1, got 1.0"),
+    # saved agents that cannot be loaded
+    (lambda p: JacobianAgent.load(truncated_file(p)), CheckpointError,
+     r"not a readable zip \(truncated or corrupt\)"),
+    (lambda p: JacobianAgent.load(write(p, "junk.zip", "not a zip")), CheckpointError,
+     r"not a readable zip \(truncated or corrupt\)"),
+    (lambda p: JacobianAgent.load(newer_version_file(p)), CheckpointError,
+     r"format version 999, newer than the 1 this jacrl reads; upgrade jacrl"),
+    (lambda p: JacobianAgent.load(saved_file(p), env="Pendulum-v1"), CheckpointError,
+     r"observation space .* does not match the saved agent's"),
+    (lambda p: JacobianAgent.load(saved_file(p), env="Acrobot-v1"), CheckpointError,
+     r"observation space .* does not match the saved agent's"),
+    (lambda p: JacobianAgent.load(saved_file(p), env=cartpole_acting_in(spaces.Discrete(3))),
+     CheckpointError, r"action space Discrete\(3\) does not match the saved agent's Discrete\(2\)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"), ROWS, ids=[f"bad{i:02d}" for i in range(len(ROWS))]
+)
+def test_bad_input_is_refused_clearly(
+    call: Callable[[Path], object], error: type[Exception], match: str, tmp_path: Path
+) -> None:
+    with pytest.raises(error, match=match):
+        call(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--env", "NoSuch-v0"], r"unknown env id 'NoSuch-v0'"),
+        (["--env", "CartPole-v1", "--steps", "0"], r"positive whole number of env steps, got 0"),
+        (["--env", "CartPole-v1", "--steps", "-8"], r"positive whole number of env steps"),
+        (["--env", "CartPole-v1", "--preset", "/nonexistent.yml"], r"does not exist"),
+        (["--env", "CartPole-v1", "--hp", "n_steps"], r"--hp expects key=value"),
+    ],
+    ids=["unknown-env", "zero-steps", "negative-steps", "missing-preset", "bad-hp"],
+)
+def test_cli_refuses_with_exit_code_2(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["train", "--agent", "jacobian", "--log-root", str(tmp_path), *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("jacrl: error: ")
+    assert re.search(message, err)
+
+
+@pytest.mark.parametrize(
+    ("mode", "where", "value", "expected"),
+    [
+        ("skip", "observation", np.nan, 0.0),
+        ("skip", "observation", np.inf, 0.0),
+        ("skip", "reward", np.nan, 0.0),
+        ("skip", "reward", -np.inf, 0.0),
+        ("clip", "observation", np.nan, 0.0),
+        ("clip", "observation", np.inf, 10.0),
+        ("clip", "observation", -np.inf, -10.0),
+        ("clip", "reward", np.nan, 0.0),
+        ("clip", "reward", np.inf, 10.0),
+        ("clip", "reward", -np.inf, -10.0),
+    ],
+)
+def test_nonfinite_options_do_what_they_say(
+    mode: str, where: str, value: float, expected: float
+) -> None:
+    """skip: the bad entry carries no information (0, left out of the normaliser); clip: NaN -> 0,
+    +-inf -> +-10 (VecNormalize's clip, in normalised units for observations)."""
+    agent = JacobianAgent(Poisoned(where, value), nonfinite=mode, seed=0, **TINY).learn(8)
+    buffer = agent.rollout_buffer  # row t holds the reward of env step t + 1, the obs after t
+    seen = (
+        buffer.rewards[POISON_STEP - 1, 0] if where == "reward" else buffer.obs[POISON_STEP, 0, 0]
+    )
+    assert seen == expected
+    assert np.isfinite(buffer.obs).all() and np.isfinite(buffer.rewards).all()
+    assert np.isfinite(agent.obs_rms.mean).all() and np.isfinite(agent.obs_rms.var).all()
+    assert all(torch.isfinite(v).all() for v in agent.get_parameters().values())
