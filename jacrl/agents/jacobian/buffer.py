@@ -46,9 +46,9 @@ class RolloutBuffer:
     ) -> None:
         self.n_steps, self.n_envs = n_steps, n_envs
         self.obs = np.zeros((n_steps, n_envs, obs_dim), dtype=np.float32)
-        self.y0 = np.zeros((n_steps, n_envs, n), dtype=dtype)
+        self.y0: np.ndarray = np.zeros((n_steps, n_envs, n), dtype=dtype)
         #: the inputs x = F⁻¹(y0) under the weights that acted (filled for volume_hold="x0" only)
-        self.x = np.zeros((n_steps, n_envs, n), dtype=dtype)
+        self.x: np.ndarray = np.zeros((n_steps, n_envs, n), dtype=dtype)
         self.rewards = np.zeros((n_steps, n_envs), dtype=np.float64)
         self.episode_starts = np.zeros((n_steps, n_envs), dtype=np.float64)
         self.values = np.zeros((n_steps, n_envs), dtype=np.float64)
