@@ -20,6 +20,10 @@ checks, observation normalisation, non-finite handling, TensorBoard logging, see
 Hyperparameters are saved by name: every argument of the subclass's ``__init__`` (other than the
 runtime settings in :attr:`BaseAgent.runtime_arguments`) must be stored as an attribute of the same
 name, as SB3 does, so ``load`` can rebuild the agent from ``meta.json``.
+
+The module is longer than jacrl's others for the reason SB3's ``base_class.py`` is: it is one
+class, the public API every agent shares, and splitting its methods across mixins would scatter
+that contract without making any piece reusable on its own.
 """
 
 from __future__ import annotations
