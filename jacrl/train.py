@@ -28,6 +28,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import yaml
+from gymnasium.envs.registration import load_env_creator
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -71,11 +72,7 @@ def run_dir_for(log_root: str | Path, env_id: str, agent: str, seed: int) -> Pat
 def _eval_env_kwargs(env_id: str) -> dict[str, Any]:
     """Evaluate on the held-out split when the env offers one (``ClassificationBandit``)."""
     entry_point = gym.spec(env_id).entry_point
-    if callable(entry_point):
-        target = entry_point
-    else:
-        module, _, attr = str(entry_point).partition(":")
-        target = getattr(__import__(module, fromlist=[attr]), attr)
+    target = entry_point if callable(entry_point) else load_env_creator(str(entry_point))
     params = inspect.signature(target).parameters
     return {"split": "test"} if "split" in params else {}
 
