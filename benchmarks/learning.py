@@ -37,6 +37,8 @@ import torch
 from stable_baselines3.common.env_util import make_vec_env
 
 import jacrl  # noqa: F401  (registers the jacrl/ envs)
+from jacrl.compare.scoring import EnvScoring, env_scoring
+from jacrl.compare.stats import steps_to_threshold, summarize_threshold
 from jacrl.compare.variants import VARIANTS, resolve
 from jacrl.presets import parse_overrides
 from jacrl.train import EVAL_SEED_OFFSET, train
@@ -44,18 +46,17 @@ from jacrl.train import EVAL_SEED_OFFSET, train
 
 @dataclass(frozen=True)
 class Task:
-    """A benchmark task: target score, default budget and evaluation interval."""
+    """A benchmark task: target score (accuracy for a bandit), default budget, eval interval."""
 
     target: float
     budget: int
     eval_every: int
-    accuracy: bool = False  # a ±1 bandit: report (mean reward + 1) / 2
 
 
 TASKS = {
     "CartPole-v1": Task(target=475.0, budget=50_000, eval_every=5_000),
     "Pendulum-v1": Task(target=-200.0, budget=200_000, eval_every=10_000),
-    "jacrl/DigitsBandit-v0": Task(target=0.95, budget=28_740, eval_every=2_874, accuracy=True),
+    "jacrl/DigitsBandit-v0": Task(target=0.95, budget=28_740, eval_every=2_874),
 }
 
 
@@ -67,15 +68,10 @@ class Curve:
     scores: np.ndarray
     wall_s: float
 
-    def steps_to(self, target: float) -> int | None:
-        reached = np.flatnonzero(self.scores >= target)
-        return int(self.steps[reached[0]]) if reached.size else None
-
 
 def run_config(
     config: str,
-    env_id: str,
-    task: Task,
+    scoring: EnvScoring,
     seed: int,
     budget: int,
     eval_every: int,
@@ -86,31 +82,36 @@ def run_config(
     if agent == "jacobian":
         hp = {**overrides, **hp}  # the configuration's defining keys win
     result = train(
-        agent, env_id, steps=budget, seed=seed, hp=hp, log_root=root / config, eval_every=eval_every
+        agent,
+        scoring.env_id,
+        steps=budget,
+        seed=seed,
+        hp=hp,
+        log_root=root / config,
+        eval_every=eval_every,
     )
     data = np.load(Path(result.run_dir) / "evaluations.npz")
-    scores = data["results"].mean(axis=1)
-    if task.accuracy:
-        scores = (scores + 1.0) / 2.0
+    scores = scoring.score(data["results"], data["ep_lengths"]).mean(axis=1)
     return Curve(data["timesteps"], scores, result.wall_time_s)
 
 
-def random_score(env_id: str, task: Task, seed: int, episodes: int) -> float:
+def random_score(scoring: EnvScoring, seed: int, episodes: int) -> float:
     """Mean score of uniformly random actions on the evaluation env of ``seed``."""
-    kwargs = {"split": "test"} if task.accuracy else {}
-    env = make_vec_env(env_id, n_envs=1, seed=seed + EVAL_SEED_OFFSET, env_kwargs=kwargs)
+    kwargs = {"split": "test"} if scoring.is_accuracy else {}
+    env = make_vec_env(scoring.env_id, n_envs=1, seed=seed + EVAL_SEED_OFFSET, env_kwargs=kwargs)
     env.action_space.seed(seed)
     env.reset()
     returns: list[float] = []
-    total = 0.0
+    lengths: list[int] = []
+    total, length = 0.0, 0
     while len(returns) < episodes:
         _, rewards, dones, _ = env.step(np.array([env.action_space.sample()]))
-        total += float(rewards[0])
+        total, length = total + float(rewards[0]), length + 1
         if dones[0]:
             returns.append(total)
-            total = 0.0
-    score = float(np.mean(returns))
-    return (score + 1.0) / 2.0 if task.accuracy else score
+            lengths.append(length)
+            total, length = 0.0, 0
+    return float(scoring.score(np.array(returns), np.array(lengths)).mean())
 
 
 def fmt(values: list[float], digits: int) -> str:
@@ -148,10 +149,11 @@ def main() -> None:
         for env_id in args.envs.split(","):
             task = TASKS.get(env_id, Task(target=gym.spec(env_id).reward_threshold or np.inf,
                                           budget=100_000, eval_every=10_000))  # fmt: skip
+            scoring = env_scoring(env_id)
             budget = args.budget or task.budget
             eval_every = args.eval_every or task.eval_every
-            unit = "accuracy" if task.accuracy else "return"
-            digits = 3 if task.accuracy else 1
+            unit = "accuracy" if scoring.is_accuracy else "return"
+            digits = 3 if scoring.is_accuracy else 1
             print(
                 f"\n{env_id}: budget {budget} steps, eval every {eval_every}, target {unit} >= "
                 f"{task.target}, seeds {seeds[0]}..{seeds[-1]}, overrides {overrides}"
@@ -165,30 +167,34 @@ def main() -> None:
             for config in configs:
                 start = time.perf_counter()
                 if config == "random":
-                    episodes = 360 if task.accuracy else 10
-                    scores = [random_score(env_id, task, s, episodes) for s in seeds]
+                    episodes = scoring.eval_episodes(10)
+                    scores = [random_score(scoring, s, episodes) for s in seeds]
                     cell = fmt(scores, digits)
                     print(f"{config:<15}{cell:>20}{cell:>20}{'-':>9}{'-':>14}")
                     continue
                 curves = [
-                    run_config(config, env_id, task, s, budget, eval_every, root, overrides)
+                    run_config(config, scoring, s, budget, eval_every, root, overrides)
                     for s in seeds
                 ]
-                hits = [c.steps_to(task.target) for c in curves]
-                reached = [h for h in hits if h is not None]
-                median = f"{statistics.median(reached):.0f}" if reached else "-"
+                hits = [
+                    float(steps_to_threshold(c.steps, c.scores[None], task.target)[0])
+                    for c in curves
+                ]
+                reach = summarize_threshold(np.array(hits))
+                median = f"{reach.median_reached:.0f}" if reach.median_reached else "-"
                 rate = sum(int(c.steps[-1]) for c in curves) / (time.perf_counter() - start)
                 print(
                     f"{config:<15}{fmt([float(c.scores[-1]) for c in curves], digits):>20}"
                     f"{fmt([float(c.scores.max()) for c in curves], digits):>20}"
-                    f"{len(reached):>5}/{len(curves):<3}{median:>14}{rate:>9.0f}"
+                    f"{reach.reached:>5}/{reach.runs:<3}{median:>14}{rate:>9.0f}"
                 )
                 for seed, curve, hit in zip(seeds, curves, hits, strict=True):
                     points = " ".join(
                         f"{s / 1000:g}k:{v:.{digits}f}"
                         for s, v in zip(curve.steps, curve.scores, strict=True)
                     )
-                    print(f"    seed {seed}: first >= target at {hit}; {points}")
+                    first = f"{hit:.0f}" if np.isfinite(hit) else "never"
+                    print(f"    seed {seed}: first >= target at {first}; {points}")
 
 
 if __name__ == "__main__":

@@ -343,6 +343,42 @@ def test_volume_option_checks():
         JacobianAgent("CartPole-v1", advantage_weighting="rwr", **TINY)
 
 
+def test_an_update_past_max_cond_is_repaired_or_refused():
+    """A big step from orthogonal V (cond 1) crosses a tight bound: 'raise' stops with the layer
+    named, 'repair' (the default) projects back under the bound, warns once and counts."""
+    kwargs = dict(learning_rate=0.05, max_cond=1.05, seed=0, **TINY)
+    with pytest.raises(SingularWeightError, match=r"condition number .* > max_cond=1.05"):
+        JacobianAgent("CartPole-v1", ill_conditioned="raise", **kwargs).learn(64)
+    agent = JacobianAgent("CartPole-v1", **kwargs)
+    with pytest.warns(UserWarning, match="projected back to max_cond/2"):
+        agent.learn(64)
+    assert agent.reconditions >= 1
+    assert float(agent.policy.net.condition_numbers().max()) <= 1.05
+    with pytest.raises(ConfigError, match=r"ill_conditioned='clip': expected one of"):
+        JacobianAgent("CartPole-v1", ill_conditioned="clip", **TINY)
+
+
+def test_activation_defaults_by_rule_and_an_explicit_choice_wins(tmp_path):
+    """The volume rule's score ℓ(y0) is unbounded under asinh (log cosh u grows with |u|), so its
+    default is the linear-tailed smooth_leaky_relu; the density rule keeps asinh. The resolved
+    name is what the network uses and what a saved agent restores."""
+    cases = [
+        ("density", None, "asinh"),
+        ("volume", None, "smooth_leaky_relu"),
+        ("volume", "asinh", "asinh"),
+    ]
+    for rule, requested, expected in cases:
+        agent = JacobianAgent("CartPole-v1", rule=rule, activation=requested, seed=0, **TINY)
+        assert agent.activation == expected
+        assert type(agent.policy.net.activation).__name__ == {
+            "asinh": "Asinh",
+            "smooth_leaky_relu": "SmoothLeakyReLU",
+        }[expected]
+        agent.save(tmp_path / f"{rule}_{requested}.zip")
+        loaded = JacobianAgent.load(tmp_path / f"{rule}_{requested}.zip")
+        assert loaded.activation == expected
+
+
 # The acting snapshot (design §3b "Cost"): W = V⁻¹ once per rollout, kept until weights change
 
 

@@ -52,9 +52,11 @@ def unguarded_inverse(net: InvertibleMLP):
     return inverse
 
 
-def make_net(n=4, depth=3, parameterization="inverse", activation="asinh", dtype=F64, seed=0):
+def make_net(
+    n=4, depth=3, parameterization="inverse", activation="asinh", dtype=F64, seed=0, max_cond=1e6
+):
     torch.manual_seed(seed)
-    return InvertibleMLP(n, depth, parameterization, activation, dtype=dtype)
+    return InvertibleMLP(n, depth, parameterization, activation, dtype=dtype, max_cond=max_cond)
 
 
 # Blocks -----------------------------------------------------------------------------------------
@@ -330,6 +332,39 @@ def test_near_singular_weight_raises_never_nan(dtype):
     for method in (net.inverse_and_logdet, net.forward_and_logdet):
         with pytest.raises(SingularWeightError, match="layer 1"):
             method(y)
+
+
+@pytest.mark.parametrize("parameterization", sorted(PARAMETERIZATIONS))
+def test_recondition_raises_small_singular_values_and_keeps_the_rest(parameterization):
+    net = make_net(5, 3, parameterization, max_cond=100.0)
+    layer = net.linears[1]
+    u, s, vh = torch.linalg.svd(layer.trained_matrix())
+    s = torch.tensor([3.0, 2.0, 1.0, 1e-3, 1e-5], dtype=F64)  # cond 3e5 > 100
+    layer.set_trained_matrix((u * s) @ vh)
+    untouched = [net.linears[i].trained_matrix().clone() for i in (0, 2)]
+
+    assert net.recondition() == [1]
+    # independent check: singular values of the repaired matrix, vectors unchanged
+    repaired = layer.trained_matrix()
+    expected = torch.tensor([3.0, 2.0, 1.0, 0.06, 0.06], dtype=F64)  # floor s_max / (100 / 2)
+    torch.testing.assert_close(torch.linalg.svdvals(repaired), expected)
+    torch.testing.assert_close(repaired, (u * expected) @ vh)
+    torch.testing.assert_close(torch.linalg.cond(repaired), torch.tensor(50.0, dtype=F64))
+    for index, before in zip((0, 2), untouched, strict=True):
+        assert torch.equal(net.linears[index].trained_matrix(), before)
+    net.check_conditioning()  # passes now
+    assert net.recondition() == []  # nothing left to repair
+    x = torch.randn(4, 5, dtype=F64)
+    torch.testing.assert_close(net.inverse(net(x)), x)  # still an exact bijection
+
+
+def test_recondition_leaves_non_finite_weights_to_the_check():
+    net = make_net(3, 2, "inverse")
+    with torch.no_grad():
+        net.linears[0].V[0, 0] = float("nan")
+    assert net.recondition() == []
+    with pytest.raises(SingularWeightError, match="NaN"):
+        net.check_conditioning()
 
 
 def test_nan_weights_and_inputs_raise():

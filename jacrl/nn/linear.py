@@ -94,6 +94,33 @@ class InvertibleLinear(nn.Module):
         when the weights are not finite."""
         return _cond(self.inverse_weight())
 
+    def trained_matrix(self) -> Tensor:
+        """The matrix this parameterization trains (V for ``inverse``, W for ``lu``)."""
+        raise NotImplementedError
+
+    def set_trained_matrix(self, matrix: Tensor) -> None:
+        """Overwrite the parameters (in place, so optimizers keep them) to represent ``matrix``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def recondition(self, target_cond: float) -> bool:
+        """Raise the trained matrix's small singular values to s_max / ``target_cond``, keeping its
+        singular vectors and largest singular value; return whether anything changed.
+
+        A projected-gradient step onto {cond ≤ target_cond}: the directions the layer had almost
+        collapsed are reopened, the rest of the map is left as it was. Non-finite weights cannot
+        be repaired and are left for :meth:`InvertibleMLP.check_conditioning` to report.
+        """
+        matrix = self.trained_matrix()
+        if not bool(torch.isfinite(matrix).all()):
+            return False
+        u, s, vh = torch.linalg.svd(matrix)
+        floor = s[0] / target_cond
+        if bool(s[-1] >= floor):
+            return False
+        self.set_trained_matrix((u * s.clamp_min(floor)) @ vh)
+        return True
+
     # Caching W for acting ------------------------------------------------------------------
     def set_frozen(self, frozen: bool) -> None:
         """Switch the cached forward matrix on or off (off also drops the cache)."""
@@ -135,6 +162,13 @@ class InverseLinear(InvertibleLinear):
 
     def apply_inverse_weight(self, z: Tensor) -> Tensor:
         return z @ self.V.mT
+
+    def trained_matrix(self) -> Tensor:
+        return self.V.detach()
+
+    @torch.no_grad()
+    def set_trained_matrix(self, matrix: Tensor) -> None:
+        self.V.copy_(matrix)
 
     def apply_weight(self, x: Tensor) -> Tensor:
         # x Wᵀ = x (Vᵀ)⁻¹: one LU of V and two triangular solves, no explicit inverse.
@@ -178,6 +212,21 @@ class LULinear(InvertibleLinear):
 
     def weight(self) -> Tensor:
         return (self.unit_lower() @ self.upper_with_diagonal())[self.perm]
+
+    def trained_matrix(self) -> Tensor:
+        return self.weight().detach()
+
+    @torch.no_grad()
+    def set_trained_matrix(self, matrix: Tensor) -> None:
+        # a fresh pivoted LU: the permutation and signs are buffers, so they may change too
+        p, lower, upper = torch.linalg.lu(matrix)
+        diagonal = torch.diagonal(upper)
+        self.perm.copy_(p.argmax(dim=1))
+        self.inverse_perm.copy_(torch.argsort(self.perm))
+        self.sign.copy_(torch.sign(diagonal))
+        self.lower.copy_(torch.tril(lower, -1))
+        self.upper.copy_(torch.triu(upper, 1))
+        self.log_diag.copy_(diagonal.abs().log())
 
     def inverse_weight(self) -> Tensor:
         eye = torch.eye(self.n, dtype=self.lower.dtype, device=self.lower.device)

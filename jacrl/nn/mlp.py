@@ -260,6 +260,16 @@ class InvertibleMLP(nn.Module):
         self._conditioning_checked = key
         return conds
 
+    def recondition(self) -> list[int]:
+        """Project every layer whose cond exceeds ``max_cond`` back to cond = ``max_cond`` / 2
+        (:meth:`InvertibleLinear.recondition`; halfway, so the next update does not cross the
+        bound again at once) and return the indices of the layers it changed."""
+        return [
+            index
+            for index, layer in enumerate(self.layers())
+            if layer.condition_number() > self.max_cond and layer.recondition(self.max_cond / 2)
+        ]
+
     # Acting ----------------------------------------------------------------------------------
     def frozen_forward(self) -> FrozenForward:
         """The lean forward pass for acting, from W_l = V_l⁻¹ computed once (no gradient).

@@ -10,6 +10,7 @@ baseline, or GAE from a value network.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ from jacrl.common.schedules import ScheduleLike, as_schedule
 
 UPDATES = ("ppo", "reinforce")
 WEIGHTINGS = ("none", "softmax")
+ILL_CONDITIONED = ("repair", "raise")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 #: weight of the newest rollout in the running-mean baseline of ``advantage="baseline"``
 BASELINE_RATE = 0.1
@@ -56,8 +58,13 @@ class JacobianAgent(BaseAgent):
     :param depth: blocks of F; 0 means no F (a Gaussian policy on the lift: the ablation).
     :param parameterization: ``"inverse"`` (Yan's V = W⁻¹) or ``"lu"`` (invertible by
         construction).
-    :param activation: ``"asinh"`` (smooth; design §3b: leaky ReLU gives the volume rule a
-        state-independent gradient) or ``"leaky_relu"``.
+    :param activation: F's invertible activation: ``"asinh"``, ``"smooth_leaky_relu"`` or
+        ``"leaky_relu"`` (design §3b: its piecewise-constant log σ′ gives the volume rule the same
+        gradient for every input). ``None`` picks by rule: ``"asinh"`` for ``density``, whose
+        Gaussian term keeps F⁻¹(y0) near the lift; ``"smooth_leaky_relu"`` for ``volume``, whose
+        score ℓ(y0) alone is unbounded: under asinh its log cosh(u) terms grow with |u|, the rule
+        drives the inverse path's pre-activations apart until ``sinh`` overflows (the 10⁶-step
+        soak failed at 1.4·10⁵ steps), while linear tails cap log (σ⁻¹)′ at −log α.
     :param sigma_x: initial perceptual noise scale σ_x.
     :param learn_sigma: learn a state-independent log σ_x per dimension.
     :param n_envs: parallel env copies (needs an env id for more than one).
@@ -79,7 +86,15 @@ class JacobianAgent(BaseAgent):
     :param lift_hidden: hidden sizes of the lift (``embed="mlp"``).
     :param value_hidden: hidden sizes of the value net (``advantage="gae"``).
     :param max_cond: largest cond(V_l) allowed; checked after every update and at every rollout,
-        training stops with ``SingularWeightError`` past it rather than act on a garbage inverse.
+        so the agent never acts on a garbage inverse.
+    :param ill_conditioned: what an update that drives some cond(V_l) past ``max_cond`` does:
+        ``"repair"`` (default) projects that layer back to cond = max_cond/2 by raising its small
+        singular values (``InvertibleMLP.recondition``), counted in ``jacobian/reconditions`` and
+        warned about once; ``"raise"`` stops with ``SingularWeightError``. Weights that arrive
+        ill-conditioned (``load``, ``set_parameters``) are always refused, never repaired. The
+        density rule never needed a repair in 10⁶-step soaks; the volume rule with
+        ``parameterization="inverse"`` does (its log|det V| gradient V⁻ᵀ grows as 1/s_min, so
+        negative advantages collapse the smallest singular value).
     :param dtype: ``"float64"`` (default; float32 inverses lose accuracy as cond(V) grows) or
         ``"float32"`` for F and the density.
     :param volume_objective: volume rule only (docs/volume_rule.md): ``"logdet"`` (default; ℓ)
@@ -116,7 +131,7 @@ class JacobianAgent(BaseAgent):
         width: int | None = None,
         depth: int = 3,
         parameterization: str = "inverse",
-        activation: str = "asinh",
+        activation: str | None = None,
         sigma_x: float = 1.0,
         learn_sigma: bool = True,
         n_envs: int = 1,
@@ -135,6 +150,7 @@ class JacobianAgent(BaseAgent):
         lift_hidden: Sequence[int] = (64, 64),
         value_hidden: Sequence[int] = (64, 64),
         max_cond: float = 1e6,
+        ill_conditioned: str = "repair",
         dtype: str = "float64",
         volume_objective: str = "logdet",
         volume_hold: str = "y0",
@@ -153,6 +169,7 @@ class JacobianAgent(BaseAgent):
             ("update", update, UPDATES),
             ("dtype", dtype, tuple(DTYPES)),
             ("advantage_weighting", advantage_weighting, WEIGHTINGS),
+            ("ill_conditioned", ill_conditioned, ILL_CONDITIONED),
         ):
             if value not in accepted:
                 raise ConfigError(f"{name}={value!r}: expected one of {accepted}")
@@ -179,13 +196,17 @@ class JacobianAgent(BaseAgent):
         )
         self.rule, self.advantage, self.update, self.embed = rule, advantage, update, embed
         self.width, self.depth, self.parameterization = width, depth, parameterization
+        if activation is None:
+            activation = "asinh" if rule == "density" else "smooth_leaky_relu"
         self.activation, self.sigma_x, self.learn_sigma = activation, sigma_x, learn_sigma
         self.n_steps, self.batch_size, self.n_epochs = n_steps, batch_size, n_epochs
         self.gamma, self.gae_lambda, self.clip_range = gamma, gae_lambda, clip_range
         self.ent_coef, self.vf_coef, self.max_grad_norm = ent_coef, vf_coef, max_grad_norm
         self.learning_rate, self.target_kl = learning_rate, target_kl
         self.lift_hidden, self.value_hidden = tuple(lift_hidden), tuple(value_hidden)
-        self.max_cond, self.dtype = max_cond, dtype
+        self.max_cond, self.ill_conditioned, self.dtype = max_cond, ill_conditioned, dtype
+        #: layers projected back under max_cond so far (``ill_conditioned="repair"``)
+        self.reconditions = 0
         self.volume_objective, self.volume_hold = volume_objective, volume_hold
         self.advantage_weighting, self.weighting_temperature = (
             advantage_weighting,
@@ -231,13 +252,18 @@ class JacobianAgent(BaseAgent):
     def _training_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors, extra = super()._training_state()
         optimizer_tensors, optimizer_extra = optimizer_state(self.optimizer)
-        extra.update(optimizer=optimizer_extra, return_baseline=self.return_baseline)
+        extra.update(
+            optimizer=optimizer_extra,
+            return_baseline=self.return_baseline,
+            reconditions=self.reconditions,
+        )
         return {**tensors, **optimizer_tensors}, extra
 
     def _load_training_state(self, tensors: dict[str, torch.Tensor], extra: dict[str, Any]) -> None:
         super()._load_training_state(tensors, extra)
         restore_optimizer(self.optimizer, tensors, extra["optimizer"])
         self.return_baseline = extra["return_baseline"]
+        self.reconditions = extra.get("reconditions", 0)
 
     def _predict(self, obs: torch.Tensor, deterministic: bool) -> np.ndarray:
         # the acting snapshot is kept across calls until the weights change (no inverse or SVD
@@ -423,8 +449,10 @@ class JacobianAgent(BaseAgent):
             if not continue_training:
                 break
 
-        # Conditioning: fail loudly rather than act through a near-singular V (one SVD per layer
-        # per update; the next rollout's acting snapshot reuses this check)
+        # Conditioning: repair or fail loudly rather than act through a near-singular V (one SVD
+        # per layer per update; the next rollout's acting snapshot reuses this check)
+        if self.ill_conditioned == "repair":
+            self._recondition()
         conds = policy.net.check_conditioning()
 
         self._record_train_logs(
@@ -439,6 +467,22 @@ class JacobianAgent(BaseAgent):
             clip_fraction=clip_fractions,
             grad_norm=grad_norms,
         )
+
+    def _recondition(self) -> None:
+        """Project layers past ``max_cond`` back under it; count them, warn the first time."""
+        repaired = self.policy.net.recondition()
+        if not repaired:
+            return
+        if not self.reconditions:
+            warnings.warn(
+                f"env step {self.num_timesteps}: the update drove cond(V) of layer(s) {repaired} "
+                f"past max_cond={self.max_cond:g}; projected back to max_cond/2 "
+                "(ill_conditioned='repair'; 'raise' stops instead). Later repairs are counted in "
+                "jacobian/reconditions.",
+                stacklevel=2,
+            )
+        self.reconditions += len(repaired)
+        self.policy.invalidate()
 
     def _record_train_logs(
         self,
@@ -456,6 +500,7 @@ class JacobianAgent(BaseAgent):
         logger.record("train/clip_range", clip_range)
         logger.record("train/n_updates", len(means["policy_loss"]), exclude="tensorboard")
         logger.record("jacobian/cond_max", float(cond.max()) if cond.numel() else 1.0)
+        logger.record("jacobian/reconditions", self.reconditions)
         logger.record("jacobian/logdet_mean", float(logabsdet.mean()))
         logger.record(
             "jacobian/logdet_std", float(logabsdet.std()) if logabsdet.numel() > 1 else 0.0

@@ -122,7 +122,7 @@ class JacobianPolicy(nn.Module):
     :param embed: ``"mlp"`` (learned lift x0 = g(s), tanh MLP ``lift_hidden`` -> n) or ``"pad"``
         (x0 = the normalised observation zero-padded to n, the seed's fixed embedding).
     :param parameterization: ``"inverse"`` (Yan's V = W⁻¹) or ``"lu"``, see :mod:`jacrl.nn`.
-    :param activation: F's invertible activation (``"asinh"`` or ``"leaky_relu"``).
+    :param activation: F's invertible activation (a name from ``jacrl.nn.ACTIVATIONS``).
     :param sigma_x: initial perceptual-noise scale.
     :param learn_sigma: learn a state-independent log σ_x per dimension (design §3b: it helped).
     :param lift_hidden: hidden sizes of the lift.
