@@ -370,10 +370,13 @@ def test_activation_defaults_by_rule_and_an_explicit_choice_wins(tmp_path):
     for rule, requested, expected in cases:
         agent = JacobianAgent("CartPole-v1", rule=rule, activation=requested, seed=0, **TINY)
         assert agent.activation == expected
-        assert type(agent.policy.net.activation).__name__ == {
-            "asinh": "Asinh",
-            "smooth_leaky_relu": "SmoothLeakyReLU",
-        }[expected]
+        assert (
+            type(agent.policy.net.activation).__name__
+            == {
+                "asinh": "Asinh",
+                "smooth_leaky_relu": "SmoothLeakyReLU",
+            }[expected]
+        )
         agent.save(tmp_path / f"{rule}_{requested}.zip")
         loaded = JacobianAgent.load(tmp_path / f"{rule}_{requested}.zip")
         assert loaded.activation == expected
