@@ -47,6 +47,32 @@ CHECKPOINT_FILE = "checkpoint.zip"
 CONFIG_FILE = "config.yaml"
 
 
+class ResumableEvalCallback(EvalCallback):
+    """SB3's ``EvalCallback``, made to continue a resumed run's evaluation history.
+
+    SB3's callback starts every ``learn`` with an empty history (so it would overwrite
+    ``evaluations.npz`` with the resumed part alone) and counts ``eval_freq`` from its own first
+    call (so evaluations would shift by the steps done before the checkpoint). On a resumed run
+    this keeps the evaluations at or before the checkpoint's step — later ones came from the killed
+    process past its checkpoint and are redone — and aligns the call count with the step count.
+    The evaluation episodes after the resume are drawn afresh: the evaluation env's RNG is not
+    part of the agent's checkpoint, so their returns may differ from an uninterrupted run's.
+    """
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        step = self.model.num_timesteps
+        history = Path(f"{self.log_path}.npz") if self.log_path else None
+        if step == 0 or history is None or not history.is_file():
+            return
+        self.n_calls = step // self.model.get_env().num_envs
+        with np.load(history) as data:
+            keep = data["timesteps"] <= step
+            self.evaluations_timesteps = data["timesteps"][keep].tolist()
+            self.evaluations_results = data["results"][keep].tolist()
+            self.evaluations_length = data["ep_lengths"][keep].tolist()
+
+
 @dataclass
 class RunResult:
     """What one run produced; also written to ``result.json``."""
@@ -207,7 +233,7 @@ def train(
         if norm is not None:
             eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
         callbacks.append(
-            EvalCallback(
+            ResumableEvalCallback(
                 eval_env,
                 eval_freq=max(eval_every // run["n_envs"], 1),
                 n_eval_episodes=eval_episodes,

@@ -21,11 +21,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import jacrl.train
 from jacrl.agents import JacobianAgent
 from jacrl.cli import main
 from jacrl.common.errors import CheckpointError
@@ -155,18 +155,16 @@ def test_sigkill_then_rerun_ends_with_the_uninterrupted_weights(
 CLI_TRAIN = [
     *("train", "--agent", "jacobian", "--env", "CartPole-v1", "--seed", "0", "--no-progress"),
     *("--steps", str(2 * TOTAL), "--checkpoint-every", str(EVERY)),
+    *("--eval-every", str(2 * EVERY), "--eval-episodes", "2"),
     *(f"--hp={k}={list(v) if isinstance(v, tuple) else v}" for k, v in HP.items()),
 ]
 
 
-@pytest.mark.skipif(
-    not hasattr(jacrl.train, "resume"),
-    reason="jacrl train lacks --checkpoint-every/--resume: apply the train.py/cli.py patch of the "
-    "reliability report",
-)
 def test_cli_killed_at_a_random_moment_resumes_to_the_uninterrupted_model(tmp_path: Path) -> None:
     """`jacrl train --checkpoint-every K`, SIGKILLed at a random wall-clock moment after its first
-    checkpoint, then `jacrl train --resume DIR`: same model.zip as an uninterrupted run."""
+    checkpoint, then `jacrl train --resume DIR`: same model.zip as an uninterrupted run, and
+    evaluations.npz has the uninterrupted run's evaluation steps, with the same results up to the
+    checkpoint (later evaluation episodes are drawn afresh: the eval env is not checkpointed)."""
     assert main([*CLI_TRAIN, "--log-root", str(tmp_path / "reference")]) == 0
     reference = read_agent(tmp_path / "reference/CartPole-v1/jacobian_0/model.zip", "JacobianAgent")
 
@@ -180,6 +178,7 @@ def test_cli_killed_at_a_random_moment_resumes_to_the_uninterrupted_model(tmp_pa
     os.kill(killed.pid, signal.SIGKILL)
     assert killed.wait(timeout=60) == -signal.SIGKILL, "the run finished before the kill"
     assert not (run_dir / "model.zip").exists()
+    resumed_from = read_agent(run_dir / "checkpoint.zip", "JacobianAgent").num_timesteps
 
     resume = [*cli, "train", "--resume", str(run_dir), "--no-progress"]
     assert subprocess.run(resume, timeout=300, check=False).returncode == 0
@@ -188,6 +187,13 @@ def test_cli_killed_at_a_random_moment_resumes_to_the_uninterrupted_model(tmp_pa
     assert_same_weights(reference.tensors, final.tensors)
     assert_one_curve(scalar_steps(run_dir), 2 * TOTAL)
     assert not (run_dir / "checkpoint.zip").exists(), "a finished run keeps no checkpoint"
+    with (
+        np.load(tmp_path / "reference/CartPole-v1/jacobian_0/evaluations.npz") as expected,
+        np.load(run_dir / "evaluations.npz") as got,
+    ):
+        np.testing.assert_array_equal(got["timesteps"], expected["timesteps"])
+        before = expected["timesteps"] <= resumed_from
+        np.testing.assert_array_equal(got["results"][before], expected["results"][before])
 
 
 class Payload:
