@@ -65,7 +65,7 @@ class ResumableEvalCallback(EvalCallback):
         history = Path(f"{self.log_path}.npz") if self.log_path else None
         if step == 0 or history is None or not history.is_file():
             return
-        self.n_calls = step // self.model.get_env().num_envs
+        self.n_calls = step // self.training_env.num_envs
         with np.load(history) as data:
             keep = data["timesteps"] <= step
             self.evaluations_timesteps = data["timesteps"][keep].tolist()
