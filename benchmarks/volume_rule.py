@@ -5,8 +5,11 @@ plus the overrides below; deterministic evaluation on a separate env seeded ``se
 held-out split for the digits bandit), so all variants see identical envs, budgets and evals.
 
 Variants (all on top of the seed-faithful configuration: volume rule, ``embed="pad"``, raw-reward
-advantage, one REINFORCE step per rollout, σ_x = 1):
+advantage, one REINFORCE step per rollout, σ_x = 1, activation asinh — the configuration of the
+tables in docs/volume_rule.md, measured before the volume rule's default activation became
+smooth_leaky_relu; the ``smooth`` variant is that default):
   seed        the seed as written (y0 held fixed, grow ℓ = log|det J_{F⁻¹}(y0)|)
+  smooth      the seed with activation smooth_leaky_relu (JacobianAgent's volume-rule default)
   absdet      grow |J| itself (seed eqs. 7, 11): the step of each sample is weighted by its |J|
   hold-x0     hold the input x that produced y0, grow ℓ(F(x)) = −log|det J_F(x)|
   x0-baseline hold-x0 with the baseline advantage (docs/volume_rule.md: hold-x0 is REINFORCE plus
@@ -53,9 +56,16 @@ from jacrl.agents import JacobianAgent
 from jacrl.common.errors import JacrlError
 from jacrl.train import train
 
-SEED = {"rule": "volume", "embed": "pad", "advantage": "reward", "update": "reinforce"}
+SEED = {
+    "rule": "volume",
+    "embed": "pad",
+    "advantage": "reward",
+    "update": "reinforce",
+    "activation": "asinh",
+}
 VARIANTS: dict[str, dict] = {
     "seed": {},
+    "smooth": {"activation": "smooth_leaky_relu"},
     "absdet": {"volume_objective": "absdet"},
     "hold-x0": {"volume_hold": "x0"},
     "x0-baseline": {"volume_hold": "x0", "advantage": "baseline"},
