@@ -89,8 +89,9 @@ class FrozenForward:
 
 def parameter_key(module: nn.Module) -> ParameterKey:
     """(storage address, version counter) of every parameter and buffer of ``module``: it changes
-    when an optimizer step, ``load_state_dict`` or ``.to()`` changes a value (an in-place write
-    through ``.data`` bypasses the version counter: call the owner's ``invalidate`` after one)."""
+    when an optimizer step, ``load_state_dict`` or ``.to()`` changes a value. Writes that bypass
+    the version counter — through ``.data``, or torch's fused optimizers (``Adam(fused=True)``) —
+    need the owner's ``invalidate`` afterwards."""
     return tuple(
         (t.data_ptr(), t._version)
         for sub in module.modules()
@@ -196,20 +197,22 @@ class InvertibleMLP(nn.Module):
         return x, logabsdet
 
     def _inverse_pass(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        logabsdet = y.new_zeros(y.shape[:-1])
         layers = self.layers()
         if len(layers) > 1 and all(type(layer) is InverseLinear for layer in layers):
-            # one batched slogdet (and one batched solve in backward) for all layers instead of
-            # one per layer: the same LU per matrix, so the same values and gradients
+            # One batched slogdet (and one batched solve in backward) for all layers instead of
+            # one per layer: the same LU per matrix, so the same values and gradients. The
+            # per-layer log-dets are batch-independent scalars, so they are summed once and added
+            # once, not broadcast per layer (fewer autograd nodes on this hot path).
             matrices = torch.stack([layer.inverse_weight() for layer in layers])
-            layer_logdets = list(torch.linalg.slogdet(matrices).logabsdet.unbind())
-            for layer, layer_logdet in zip(reversed(layers), reversed(layer_logdets), strict=True):
+            logabsdet = torch.linalg.slogdet(matrices).logabsdet.sum()
+            for layer in reversed(layers):
                 y, activation_logdet = self.activation.inverse(y)
                 if layer.bias is not None:
                     y = y - layer.bias
                 y = layer.apply_inverse_weight(y)
-                logabsdet = logabsdet + activation_logdet + layer_logdet.expand(y.shape[:-1])
+                logabsdet = logabsdet + activation_logdet
             return y, logabsdet
+        logabsdet = y.new_zeros(y.shape[:-1])
         for layer in reversed(layers):
             y, activation_logdet = self.activation.inverse(y)
             y, layer_logdet = layer.inverse(y)
@@ -305,8 +308,8 @@ class InvertibleMLP(nn.Module):
     def invalidate(self) -> None:
         """Drop the acting snapshot and the conditioning record: the next
         :meth:`frozen_forward` recomputes both. Needed only after writing the weights in a way
-        that bypasses version counters (``p.data[...] = ...``); optimizer steps and
-        ``load_state_dict`` are detected."""
+        that bypasses version counters (``p.data[...] = ...``, fused optimizers); foreach and
+        single-tensor optimizer steps and ``load_state_dict`` are detected."""
         self._frozen_forward = None
         self._conditioning_checked = None
 

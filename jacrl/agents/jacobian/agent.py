@@ -236,10 +236,12 @@ class JacobianAgent(BaseAgent):
             volume_hold=volume_hold,
         ).to(self.device)
         self._trained_parameters = [p for p in self.policy.parameters() if p.requires_grad]
-        # foreach: a few multi-tensor kernels instead of ~8 ops per parameter tensor, with the
-        # same arithmetic per element (bit-identical weights to the single-tensor loop)
+        # fused: one kernel per dtype group instead of ~8 ops per parameter tensor (the update
+        # is dominated by per-op overhead at these sizes). Deterministic run to run; it rounds
+        # differently from the single-tensor loop, and it writes the parameters without bumping
+        # their version counters, so train() invalidates the acting snapshots itself.
         self.optimizer = torch.optim.Adam(
-            self._trained_parameters, lr=self._lr_schedule(1.0), eps=1e-5, foreach=True
+            self._trained_parameters, lr=self._lr_schedule(1.0), eps=1e-5, fused=True
         )
         self.rollout_buffer = RolloutBuffer(
             n_steps, self.n_envs, obs_dim, self.n, dtype=np.dtype(dtype).type
@@ -448,6 +450,7 @@ class JacobianAgent(BaseAgent):
                     break
             if not continue_training:
                 break
+        policy.invalidate()  # fused Adam's writes are invisible to the version-keyed caches
 
         # Conditioning: repair or fail loudly rather than act through a near-singular V (one SVD
         # per layer per update; the next rollout's acting snapshot reuses this check)

@@ -271,10 +271,11 @@ class JacobianPolicy(nn.Module):
         return self.net(x)
 
     def actor(self) -> Actor:
-        """The acting snapshot (see :class:`Actor`), kept until a parameter changes: an
-        optimizer step, ``load_state_dict`` or ``.to()`` (keyed on :func:`parameter_key`, checked
-        here, once per call). Raises SingularWeightError for ill-conditioned or non-finite F and
-        NonFiniteError for non-finite lift weights or σ_x."""
+        """The acting snapshot (see :class:`Actor`), kept until a parameter changes: a
+        version-counted write such as ``load_state_dict`` or ``.to()`` (keyed on
+        :func:`parameter_key`, checked here, once per call), or :meth:`invalidate`. Raises
+        SingularWeightError for ill-conditioned or non-finite F and NonFiniteError for non-finite
+        lift weights or σ_x."""
         key = parameter_key(self)
         cached = self._actor
         if cached is not None and cached.key == key:
@@ -292,8 +293,8 @@ class JacobianPolicy(nn.Module):
         return actor
 
     def invalidate(self) -> None:
-        """Drop the acting snapshots (needed only after writes that bypass version counters,
-        e.g. ``p.data[...] = ...``)."""
+        """Drop the acting snapshots (needed after writes that bypass version counters:
+        ``p.data[...] = ...``, fused optimizer steps — JacobianAgent.train calls it)."""
         self._actor = None
         self.net.invalidate()
 
