@@ -94,8 +94,9 @@ def load_batch(
             raise JacrlError(f"--batch-size must be in [1, {len(x)}] for {name}, got {batch_size}")
         x, labels = x[:batch_size], labels[:batch_size]
     t = _one_hot(labels, 10)
+    # the data sets are read-only arrays (shared, cached); torch wants writable memory to wrap
     return Batch(
         name,
-        torch.as_tensor(x, dtype=dtype, device=device),
-        torch.as_tensor(t, dtype=dtype, device=device),
+        torch.as_tensor(np.require(x, requirements="W"), dtype=dtype, device=device),
+        torch.as_tensor(np.require(t, requirements="W"), dtype=dtype, device=device),
     )
