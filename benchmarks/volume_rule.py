@@ -49,11 +49,12 @@ from unittest import mock
 
 import numpy as np
 import torch
-from learning import TASKS, fmt, random_score
+from learning import fmt, random_score
 
 import jacrl  # noqa: F401  (registers the jacrl/ envs)
 from jacrl.agents import JacobianAgent
 from jacrl.common.errors import JacrlError
+from jacrl.compare.scoring import env_scoring
 from jacrl.train import train
 
 SEED = {
@@ -155,9 +156,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         for env_id in args.envs.split(","):
-            task = TASKS[env_id]
+            scoring = env_scoring(env_id)
             budget = args.budget or DEFAULT_BUDGETS[env_id]
-            unit, digits = ("accuracy", 3) if task.accuracy else ("return", 1)
+            unit, digits = ("accuracy", 3) if scoring.is_accuracy else ("return", 1)
             print(f"\n{env_id}: {budget} steps, seeds {seeds}, final/best deterministic {unit}")
             header = (
                 f"{'variant':<13}{'final':>15}{'best':>15}{'cos(g,PG)':>11}"
@@ -166,8 +167,8 @@ def main() -> None:
             print(header + "\n" + "-" * len(header))
             for variant in variants:
                 if variant == "random":
-                    episodes = 360 if task.accuracy else 10
-                    cell = fmt([random_score(env_id, task, s, episodes) for s in seeds], digits)
+                    episodes = scoring.eval_episodes(10)
+                    cell = fmt([random_score(scoring, s, episodes) for s in seeds], digits)
                     print(f"{variant:<13}{cell:>15}{cell:>15}")
                     continue
                 hp = (
@@ -200,9 +201,9 @@ def main() -> None:
                     except JacrlError as error:  # e.g. |J| overflowing: report, go on
                         failures.append(f"seed {seed}: {type(error).__name__}: {error}")
                         continue
-                    scores = np.load(Path(result.run_dir) / "evaluations.npz")["results"].mean(1)
-                    if task.accuracy:
-                        scores = (scores + 1.0) / 2.0
+                    evaluations = np.load(Path(result.run_dir) / "evaluations.npz")
+                    scores = scoring.score(evaluations["results"], evaluations["ep_lengths"])
+                    scores = scores.mean(axis=1)
                     finals.append(float(scores[-1]))
                     bests.append(float(scores.max()))
                 cos_pg, cos_shuf, dependence = np.mean(diagnostics, axis=0)
