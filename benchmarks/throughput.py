@@ -41,17 +41,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20_000, help="env steps per timed learn")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median)")
     parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument(
+        "--depth", type=int, default=3, help="blocks of F (0: the no-F ablation, what F costs)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    print(f"{args.env}, {args.steps} steps, median of {args.repeats}, torch threads 1")
+    print(
+        f"{args.env}, {args.steps} steps, median of {args.repeats}, torch threads 1, "
+        f"JacobianAgent depth {args.depth}"
+    )
     print(f"{'setting':<24}{'JacobianAgent':>15}{'SB3 PPO':>12}{'ratio':>8}")
     for name, setting in SETTINGS.items():
         n_envs = setting["n_envs"]
         update = {k: v for k, v in setting.items() if k != "n_envs"}
 
         def jacobian(n_envs: int = n_envs, update: dict = update) -> JacobianAgent:
-            return JacobianAgent(args.env, n_envs=n_envs, seed=0, **update)
+            return JacobianAgent(args.env, n_envs=n_envs, seed=0, depth=args.depth, **update)
 
         def ppo(n_envs: int = n_envs, update: dict = update) -> PPO:
             env = make_vec_env(args.env, n_envs=n_envs, seed=0)
