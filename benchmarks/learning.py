@@ -69,6 +69,13 @@ class Curve:
     wall_s: float
 
 
+def first_reach(curve: Curve, budget: int, target: float) -> float:
+    """Env steps at the run's first evaluation >= ``target`` within ``budget`` (inf if none): a
+    run whose rollouts overshoot the budget is evaluated past it, and that does not count."""
+    inside = curve.steps <= budget
+    return float(steps_to_threshold(curve.steps[inside], curve.scores[None, inside], target)[0])
+
+
 def run_config(
     config: str,
     scoring: EnvScoring,
@@ -176,10 +183,7 @@ def main() -> None:
                     run_config(config, scoring, s, budget, eval_every, root, overrides)
                     for s in seeds
                 ]
-                hits = [
-                    float(steps_to_threshold(c.steps, c.scores[None], task.target)[0])
-                    for c in curves
-                ]
+                hits = [first_reach(c, budget, task.target) for c in curves]
                 reach = summarize_threshold(np.array(hits))
                 median = f"{reach.median_reached:.0f}" if reach.median_reached else "-"
                 rate = sum(int(c.steps[-1]) for c in curves) / (time.perf_counter() - start)
