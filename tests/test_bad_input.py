@@ -223,6 +223,8 @@ ROWS = [
                           parameterization="lu").learn(16),
      SingularWeightError, r"layer 0 \(LULinear\) has condition number .* > max_cond"),
     (lambda p: cartpole(max_cond=1.0), ConfigError, r"max_cond must be > 1, got 1.0"),
+    (lambda p: cartpole(ill_conditioned="clip"), ConfigError,
+     r"ill_conditioned='clip': expected one of \('repair', 'raise'\)"),
     # saved agents that cannot be loaded
     (lambda p: JacobianAgent.load(truncated_file(p)), CheckpointError,
      r"not a readable zip \(truncated or corrupt\)"),
