@@ -71,6 +71,8 @@ class ResumableEvalCallback(EvalCallback):
             self.evaluations_timesteps = data["timesteps"][keep].tolist()
             self.evaluations_results = data["results"][keep].tolist()
             self.evaluations_length = data["ep_lengths"][keep].tolist()
+            if "successes" in data:  # written only for envs that report info["is_success"]
+                self.evaluations_successes = data["successes"][keep].tolist()
 
 
 @dataclass

@@ -30,6 +30,7 @@ from jacrl.agents import JacobianAgent
 from jacrl.cli import main
 from jacrl.common.errors import CheckpointError
 from jacrl.common.serialization import META_MEMBER, WEIGHTS_MEMBER, read_agent
+from jacrl.train import ResumableEvalCallback
 
 HP: dict[str, Any] = dict(
     n_envs=2, n_steps=32, batch_size=32, n_epochs=2, lift_hidden=(8,), value_hidden=(8,)
@@ -194,6 +195,28 @@ def test_cli_killed_at_a_random_moment_resumes_to_the_uninterrupted_model(tmp_pa
         np.testing.assert_array_equal(got["timesteps"], expected["timesteps"])
         before = expected["timesteps"] <= resumed_from
         np.testing.assert_array_equal(got["results"][before], expected["results"][before])
+
+
+def test_resumed_eval_callback_keeps_the_history_up_to_the_checkpoint(tmp_path: Path) -> None:
+    """The history the killed process wrote past its checkpoint is dropped (it is redone), the
+    rest is kept, success rates included, and the call count is aligned with the step count."""
+    np.savez(
+        tmp_path / "evaluations.npz",
+        timesteps=np.array([128, 256, 384]),
+        results=np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),
+        ep_lengths=np.array([[1, 2], [3, 4], [5, 6]]),
+        successes=np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]),
+    )
+    agent = JacobianAgent("CartPole-v1", seed=0, **HP)
+    agent.num_timesteps = 320  # what a checkpoint taken at step 320 restores
+    callback = ResumableEvalCallback(agent.get_env(), eval_freq=64, log_path=str(tmp_path))
+    callback.init_callback(agent)
+    callback.on_training_start(locals(), globals())
+    assert callback.evaluations_timesteps == [128, 256]
+    assert callback.evaluations_results == [[1.0, 2.0], [3.0, 4.0]]
+    assert callback.evaluations_length == [[1, 2], [3, 4]]
+    assert callback.evaluations_successes == [[0.0, 1.0], [1.0, 1.0]]
+    assert callback.n_calls == 320 // HP["n_envs"]
 
 
 class Payload:
