@@ -9,7 +9,7 @@ default; ``--ill-conditioned raise`` makes any crossing a failure). The agent ra
 non-finite loss; this script records such a failure instead of stopping, so one bad
 configuration does not hide the others.
 
-The issue's budget is ``--steps 1000000`` per configuration (8 configurations, hours on one
+The issue's budget is ``--steps 1000000`` per configuration (8 configurations, ~25 minutes on one
 core); a reduced ``--steps`` checks the same properties over a shorter horizon.
 
 Usage::
