@@ -103,9 +103,10 @@ class InvertibleLinear(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def recondition(self, target_cond: float) -> bool:
-        """Raise the trained matrix's small singular values to s_max / ``target_cond``, keeping its
-        singular vectors and largest singular value; return whether anything changed.
+    def recondition(self, max_cond: float, target_cond: float) -> bool:
+        """If cond exceeds ``max_cond``, raise the trained matrix's small singular values to
+        s_max / ``target_cond``, keeping its singular vectors and largest singular value; return
+        whether anything changed (one SVD either way).
 
         A projected-gradient step onto {cond ≤ target_cond}: the directions the layer had almost
         collapsed are reopened, the rest of the map is left as it was. Non-finite weights cannot
@@ -115,10 +116,9 @@ class InvertibleLinear(nn.Module):
         if not bool(torch.isfinite(matrix).all()):
             return False
         u, s, vh = torch.linalg.svd(matrix)
-        floor = s[0] / target_cond
-        if bool(s[-1] >= floor):
+        if bool(s[0] <= max_cond * s[-1]):
             return False
-        self.set_trained_matrix((u * s.clamp_min(floor)) @ vh)
+        self.set_trained_matrix((u * s.clamp_min(s[0] / target_cond)) @ vh)
         return True
 
     # Caching W for acting ------------------------------------------------------------------

@@ -270,7 +270,7 @@ class InvertibleMLP(nn.Module):
         return [
             index
             for index, layer in enumerate(self.layers())
-            if layer.condition_number() > self.max_cond and layer.recondition(self.max_cond / 2)
+            if layer.recondition(self.max_cond, self.max_cond / 2)
         ]
 
     # Acting ----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from jacrl.agents.jacobian.policy import JacobianPolicy, action_size
 from jacrl.common.checkpoint import optimizer_state, restore_optimizer
 from jacrl.common.errors import ConfigError, NonFiniteError
 from jacrl.common.schedules import ScheduleLike, as_schedule
+from jacrl.nn import SingularWeightError
 
 UPDATES = ("ppo", "reinforce")
 WEIGHTINGS = ("none", "softmax")
@@ -453,10 +454,14 @@ class JacobianAgent(BaseAgent):
         policy.invalidate()  # fused Adam's writes are invisible to the version-keyed caches
 
         # Conditioning: repair or fail loudly rather than act through a near-singular V (one SVD
-        # per layer per update; the next rollout's acting snapshot reuses this check)
-        if self.ill_conditioned == "repair":
-            self._recondition()
-        conds = policy.net.check_conditioning()
+        # per layer per update, more only when repairing; the next rollout's acting snapshot
+        # reuses this check)
+        try:
+            conds = policy.net.check_conditioning()
+        except SingularWeightError:
+            if self.ill_conditioned == "raise" or not self._recondition():
+                raise  # or non-finite weights, which no projection repairs
+            conds = policy.net.check_conditioning()
 
         self._record_train_logs(
             rollout.logabsdet,
@@ -471,11 +476,12 @@ class JacobianAgent(BaseAgent):
             grad_norm=grad_norms,
         )
 
-    def _recondition(self) -> None:
-        """Project layers past ``max_cond`` back under it; count them, warn the first time."""
+    def _recondition(self) -> bool:
+        """Project layers past ``max_cond`` back under it; count them, warn the first time;
+        return whether any was repaired."""
         repaired = self.policy.net.recondition()
         if not repaired:
-            return
+            return False
         if not self.reconditions:
             warnings.warn(
                 f"env step {self.num_timesteps}: the update drove cond(V) of layer(s) {repaired} "
@@ -485,7 +491,7 @@ class JacobianAgent(BaseAgent):
                 stacklevel=2,
             )
         self.reconditions += len(repaired)
-        self.policy.invalidate()
+        return True
 
     def _record_train_logs(
         self,
