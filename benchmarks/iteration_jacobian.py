@@ -28,7 +28,7 @@ import torch
 from torch.func import grad, jvp
 
 from jacrl.analysis import FullBatchLoss, HessianOperator, ParamLayout, init_params, load_batch
-from jacrl.analysis.jacobian import IterationJacobian, probe_estimates
+from jacrl.analysis.iteration_jacobian import IterationJacobian, probe_estimates
 from jacrl.analysis.spectrum import extreme_eigenvalues, top_eigenpairs
 from jacrl.analysis.stability import StabilityVerdict
 

@@ -2,9 +2,9 @@
 
 For each width n, parameterization and dtype it times, in one run:
 
-  (a) fast   jacrl.jacobian.logdet_grad: one inverse pass, one backward pass, one LU per layer
-  (b) naive  jacrl.jacobian.autograd_logdet: jacrev per sample + slogdet + backward
-  (c) seed   jacrl.jacobian.seed_logdet_grad: the seed's eqs. 13–19, one recursion per weight
+  (a) fast   jacrl.logdet.logdet_grad: one inverse pass, one backward pass, one LU per layer
+  (b) naive  jacrl.logdet.autograd_logdet: jacrev per sample + slogdet + backward
+  (c) seed   jacrl.logdet.seed_logdet_grad: the seed's eqs. 13–19, one recursion per weight
   (d) mlp    one plain backprop step: MSE loss of a same-shape nn.Linear MLP with the same
              activation, forward + backward (no optimizer step, like (a)–(c))
 
@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import torch
 
-from jacrl.jacobian import autograd_logdet, logdet_grad, max_relative_error, seed_logdet_grad
+from jacrl.logdet import autograd_logdet, logdet_grad, max_relative_error, seed_logdet_grad
 from jacrl.nn import PARAMETERIZATIONS, InvertibleMLP, make_activation
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

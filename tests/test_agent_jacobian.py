@@ -15,10 +15,10 @@ from stable_baselines3.common.monitor import Monitor
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from jacrl.agents import JacobianAgent
-from jacrl.agents.jacobian.buffer import RolloutBuffer
-from jacrl.agents.jacobian.policy import JacobianPolicy
+from jacrl.agents.onpolicy.buffer import RolloutBuffer
 from jacrl.common.errors import ConfigError, NonFiniteError
 from jacrl.nn import SingularWeightError
+from jacrl.policies.invertible import InvertiblePolicy
 
 TINY = dict(n_steps=32, batch_size=32, n_epochs=2, lift_hidden=(8,), value_hidden=(8,))
 
@@ -104,9 +104,9 @@ def test_density_rule_improves_cartpole_return():
 
 def make_policy(
     rule: str, depth: int = 2, embed: str = "mlp", k: int = 2, **volume: str
-) -> JacobianPolicy:
+) -> InvertiblePolicy:
     torch.manual_seed(0)
-    return JacobianPolicy(
+    return InvertiblePolicy(
         obs_dim=3,
         action_space=spaces.Discrete(k),
         n=4,
@@ -274,7 +274,7 @@ def test_tensorboard_keys_histogram_and_hparams(tmp_path):
     assert math.isfinite(events.Scalars("jacobian/cond_max")[-1].value)
 
 
-def net_grads(policy: JacobianPolicy) -> dict[str, torch.Tensor]:
+def net_grads(policy: InvertiblePolicy) -> dict[str, torch.Tensor]:
     return {
         name: torch.zeros_like(p) if p.grad is None else p.grad.clone()
         for name, p in policy.net.named_parameters()

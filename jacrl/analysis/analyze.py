@@ -14,7 +14,7 @@ import numpy as np
 from torch import Tensor
 
 from jacrl.analysis.hessian import FullBatchLoss
-from jacrl.analysis.jacobian import (
+from jacrl.analysis.iteration_jacobian import (
     BlockNorms,
     IterationJacobian,
     ProbeEstimates,

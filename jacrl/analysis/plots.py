@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
 
-from jacrl.analysis.jacobian import BlockNorms
+from jacrl.analysis.iteration_jacobian import BlockNorms
 from jacrl.analysis.network import BLOCK_NAMES
 from jacrl.analysis.track import History
 

@@ -7,7 +7,7 @@ product, so
 
 u_l the values entering σ⁻¹ on the inverse pass from y0. :meth:`InvertibleMLP.inverse_and_logdet`
 returns exactly this sum, differentiable in every parameter: backpropagating a weighted sum of it
-*is* the fast exact gradient of :mod:`jacrl.jacobian` (one inverse pass, one backward pass and one
+*is* the fast exact gradient of :mod:`jacrl.logdet` (one inverse pass, one backward pass and one
 LU per layer, shared by the batch).
 
 Numerics (design §3b). An inverse pass in float32 loses about cond(V)·2⁻²⁴ relative accuracy per
@@ -185,7 +185,7 @@ class InvertibleMLP(nn.Module):
 
     def inverse_and_logdet(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """(F⁻¹(y), ℓ(y) = log|det ∂F⁻¹/∂y|), ℓ of shape ``(batch,)``, differentiable in the
-        parameters: the learning signal of seed eq. 7 (as a log, see jacrl.jacobian)."""
+        parameters: the learning signal of seed eq. 7 (as a log, see jacrl.logdet)."""
         return self._guarded(self._inverse_pass, check_batch(y, self.n, self.dtype, "y"), "y")
 
     def _forward_pass(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -5,10 +5,10 @@ backward pass, one LU per layer), :func:`autograd_logdet` (naive: jacrev + slogd
 and :func:`seed_logdet_grad` (the seed's literal eqs. 13–19, one recursion per weight).
 """
 
-from jacrl.jacobian.autograd import autograd_jacobian, autograd_logdet, inverse_map
-from jacrl.jacobian.compare import max_relative_error
-from jacrl.jacobian.fast import logdet_grad, named_gradients, weighted_logdet
-from jacrl.jacobian.seed import seed_absdet_grad, seed_jacobian, seed_logdet_grad
+from jacrl.logdet.agreement import max_relative_error
+from jacrl.logdet.autograd import autograd_jacobian, autograd_logdet, inverse_map
+from jacrl.logdet.fast import logdet_grad, named_gradients, weighted_logdet
+from jacrl.logdet.seed import seed_absdet_grad, seed_jacobian, seed_logdet_grad
 
 __all__ = [
     "autograd_jacobian",

@@ -60,9 +60,9 @@ class Actor:
     """The policy's acting path from a snapshot of its weights: y0 = F(x0(s) + σ_x ε).
 
     Built once per rollout (or kept across ``predict`` calls until a parameter changes) by
-    :meth:`JacobianPolicy.actor`: σ_x = exp(log σ_x) and F's W_l = V_l⁻¹ are computed once, the
+    :meth:`InvertiblePolicy.actor`: σ_x = exp(log σ_x) and F's W_l = V_l⁻¹ are computed once, the
     lift runs as plain ``linear``/``tanh`` calls. No autograd, no per-call checks: the caller
-    checks the pre-actions it stores. The operations are those of :meth:`JacobianPolicy.sample`,
+    checks the pre-actions it stores. The operations are those of :meth:`InvertiblePolicy.sample`,
     in the same order, so the outputs (and the random stream) are bit-identical to it.
     """
 
@@ -84,7 +84,7 @@ class Actor:
         return self.forward(x)
 
 
-def _lean_embed(policy: JacobianPolicy) -> Callable[[Tensor], Tensor]:
+def _lean_embed(policy: InvertiblePolicy) -> Callable[[Tensor], Tensor]:
     """x0(s) as plain tensor calls: a :func:`tanh_mlp` lift unrolled into ``linear``/``tanh``
     with detached weights (other lift modules are called as they are), or the zero-padding."""
     dtype, lift = policy.dtype, policy.lift
@@ -111,7 +111,7 @@ def _lean_embed(policy: JacobianPolicy) -> Callable[[Tensor], Tensor]:
     return embed
 
 
-class JacobianPolicy(nn.Module):
+class InvertiblePolicy(nn.Module):
     """Lift x0(s), noise scale σ_x, invertible network F and (optionally) a value network.
 
     :param obs_dim: flat observation size.

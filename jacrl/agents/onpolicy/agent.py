@@ -22,12 +22,12 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from jacrl.agents.base import BaseAgent
-from jacrl.agents.jacobian.buffer import ADVANTAGES, RolloutBuffer
-from jacrl.agents.jacobian.policy import JacobianPolicy, action_size
+from jacrl.agents.onpolicy.buffer import ADVANTAGES, RolloutBuffer
 from jacrl.common.checkpoint import optimizer_state, restore_optimizer
 from jacrl.common.errors import ConfigError, NonFiniteError
 from jacrl.common.schedules import ScheduleLike, as_schedule
 from jacrl.nn import SingularWeightError
+from jacrl.policies.invertible import InvertiblePolicy, action_size
 
 UPDATES = ("ppo", "reinforce")
 WEIGHTINGS = ("none", "softmax")
@@ -75,7 +75,7 @@ class JacobianAgent(BaseAgent):
     :param gamma: discount factor.
     :param gae_lambda: GAE λ.
     :param clip_range: PPO ratio clip ε (number, ``"lin_<x>"`` or a ``LinearSchedule``).
-    :param ent_coef: weight of the Gaussian entropy bonus (see ``JacobianPolicy.entropy``).
+    :param ent_coef: weight of the Gaussian entropy bonus (see ``InvertiblePolicy.entropy``).
     :param vf_coef: weight of the value loss.
     :param max_grad_norm: global gradient-norm clip.
     :param learning_rate: Adam step size (number, ``"lin_<x>"`` or a ``LinearSchedule``).
@@ -120,7 +120,7 @@ class JacobianAgent(BaseAgent):
     :param action_space: see ``BaseAgent`` (predict-only agents).
     """
 
-    policy: JacobianPolicy
+    policy: InvertiblePolicy
 
     def __init__(
         self,
@@ -218,7 +218,7 @@ class JacobianAgent(BaseAgent):
 
         obs_dim = int(self.observation_space.shape[0])
         self.n = width if width is not None else max(obs_dim, action_size(self.action_space))  # type: ignore[arg-type]
-        self.policy = JacobianPolicy(
+        self.policy = InvertiblePolicy(
             obs_dim,
             self.action_space,  # type: ignore[arg-type]
             n=self.n,

@@ -18,8 +18,8 @@ backpropagation through one inverse pass:
   (``lu``), whose inverse pass is triangular solves instead.
 
 Total O(L n² B + L n³), against the seed's eqs. 13–19: one n×n recursion per weight, i.e.
-O(L n²) weights × O(L n³) each (see :mod:`jacrl.jacobian.seed`), and against autograd of the
-dense Jacobian, n backward passes per sample plus B determinants (:mod:`jacrl.jacobian.autograd`).
+O(L n²) weights × O(L n³) each (see :mod:`jacrl.logdet.seed`), and against autograd of the
+dense Jacobian, n backward passes per sample plus B determinants (:mod:`jacrl.logdet.autograd`).
 
 Why autograd and not a manual backward: the inverse pass is an ordinary feed-forward network
 in V (Yan's trick), so reverse-mode autograd over it *is* the one backward pass, and the only

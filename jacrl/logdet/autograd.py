@@ -3,7 +3,7 @@
 For each y0_b, ``torch.func.jacrev`` builds the dense n×n Jacobian J_b = ∂F⁻¹/∂y (y0_b) (n
 reverse passes), ``slogdet`` takes its log|det|, and one more backward pass differentiates
 Σ_b a_b log|det J_b| through all of that to the weights. It shares no formula with the fast path
-(:mod:`jacrl.jacobian.fast`) or the seed recursion (:mod:`jacrl.jacobian.seed`) — only the
+(:mod:`jacrl.logdet.fast`) or the seed recursion (:mod:`jacrl.logdet.seed`) — only the
 matrices V_l and σ⁻¹ — which is what makes it a useful check; its cost, O(B n) backward passes
 plus B dense determinants, is what the fast path avoids.
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from jacrl.jacobian.fast import named_gradients
+from jacrl.logdet.fast import named_gradients
 from jacrl.nn import InvertibleMLP
 
 

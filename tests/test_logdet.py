@@ -1,4 +1,4 @@
-"""jacrl.jacobian: the fast gradient, the naive autograd one and the seed's recursion agree."""
+"""jacrl.logdet: the fast gradient, the naive autograd one and the seed's recursion agree."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jacrl.jacobian import (
+from jacrl.logdet import (
     autograd_jacobian,
     autograd_logdet,
     logdet_grad,
