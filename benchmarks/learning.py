@@ -13,7 +13,7 @@ Configurations are jacrl compare's agent names (``jacrl/compare/variants.py``), 
   ppo              SB3 PPO with the zoo-tuned preset (agents/ppo.yml)
   random           uniformly random actions (evaluation only)
 
-Targets (design brief): CartPole-v1 mean eval return >= 475 within 5e4 steps; Pendulum-v1 >= -200
+Targets: CartPole-v1 mean eval return >= 475 within 5e4 steps; Pendulum-v1 >= -200
 within 2e5; jacrl/DigitsBandit-v0 held-out accuracy >= 0.95 within 20 passes. The machine is
 small, so seeds, budgets and configurations are flags:
 

@@ -30,7 +30,7 @@ smooth_leaky_relu; the ``smooth`` variant is that default):
 Diagnostic (does the rule use the reward?): before every update, on that rollout, with F's
 parameters θ only,
   g      = ∇θ mean_t(w_t · score_t)  the variant's own update direction (w its advantages/weights),
-  g_shuf = the same with w permuted across samples (the shuffled-advantage control of design §3b),
+  g_shuf = the same with w permuted across samples (the shuffled control of docs/volume_rule.md),
   g_pg   = ∇θ mean_t(A_t · log p(y0_t|s_t))  the exact REINFORCE gradient of the same policy, with
            A the discounted return-to-go minus its mean, normalised;
 reported as the rollout means of cos(g, g_pg), cos(g_shuf, g_pg) and |g − g_shuf| / |g| (0: the

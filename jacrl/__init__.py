@@ -7,7 +7,37 @@ __version__ = "0.1.0"  # first: submodules read it while jacrl is still importin
 
 import jacrl.envs  # noqa: F401  (registers the jacrl/ env ids, like gymnasium.envs)
 from jacrl import nn
-from jacrl.agents import JacobianAgent
+from jacrl.agents import JacobianAgent, JacobianSAC
 from jacrl.agents.backprop import BackpropAgent
+from jacrl.common.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    InputShapeError,
+    JacrlError,
+    NonFiniteError,
+    OutsideBoxError,
+    PrecisionLossError,
+    RunFolderError,
+    SingularWeightError,
+    UnsupportedSpaceError,
+)
 
-__all__ = ["BackpropAgent", "JacobianAgent", "__version__", "nn"]
+__all__ = [
+    "BackpropAgent",
+    "CheckpointError",
+    "ConfigError",
+    "DatasetError",
+    "InputShapeError",
+    "JacobianAgent",
+    "JacobianSAC",
+    "JacrlError",
+    "NonFiniteError",
+    "OutsideBoxError",
+    "PrecisionLossError",
+    "RunFolderError",
+    "SingularWeightError",
+    "UnsupportedSpaceError",
+    "__version__",
+    "nn",
+]

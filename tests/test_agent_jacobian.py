@@ -103,7 +103,12 @@ def test_density_rule_improves_cartpole_return():
 
 
 def make_policy(
-    rule: str, depth: int = 2, embed: str = "mlp", k: int = 2, **volume: str
+    rule: str,
+    depth: int = 2,
+    embed: str = "mlp",
+    k: int = 2,
+    dtype: str | torch.dtype = "float64",
+    **volume: str,
 ) -> InvertiblePolicy:
     torch.manual_seed(0)
     return InvertiblePolicy(
@@ -120,7 +125,7 @@ def make_policy(
         lift_hidden=(8,),
         value_hidden=(8,),
         max_cond=1e6,
-        dtype=torch.float64,
+        dtype=dtype,
         **volume,
     )
 
@@ -131,7 +136,7 @@ def test_log_prob_matches_autograd(rule):
     log N(F⁻¹(y0); x0, σ²) + log|det ∂F⁻¹/∂y| with the Jacobian from jacrev."""
     policy = make_policy(rule)
     obs = torch.randn(5, 3)
-    with torch.no_grad(), policy.net.frozen():
+    with torch.no_grad():
         y0 = policy.sample(obs)
     _, log_prob, entropy = policy.evaluate_actions(obs, y0)
 
@@ -152,7 +157,7 @@ def test_log_prob_matches_autograd(rule):
 def test_volume_rule_gives_the_lift_and_sigma_no_gradient():
     policy = make_policy("volume")
     obs = torch.randn(5, 3)
-    with torch.no_grad(), policy.net.frozen():
+    with torch.no_grad():
         y0 = policy.sample(obs)
     policy.evaluate_actions(obs, y0)[1].sum().backward()
     assert policy.log_sigma.grad is None or not policy.log_sigma.grad.any()
@@ -256,7 +261,9 @@ def test_tensorboard_keys_histogram_and_hparams(tmp_path):
         "rollout/ep_rew_mean",
         "rollout/ep_len_mean",
         "time/fps",
-        "train/policy_loss",
+        "train/policy_gradient_loss",
+        "train/explained_variance",
+        "train/loss",
         "train/value_loss",
         "train/approx_kl",
         "train/clip_fraction",
@@ -286,7 +293,7 @@ def test_absdet_gradient_is_abs_det_times_logdet_gradient():
     gradient computed independently (jacrev of F⁻¹, then |det|, then autograd)."""
     policy = make_policy("volume", volume_objective="absdet")
     obs = torch.randn(3, 3)
-    with torch.no_grad(), policy.net.frozen():
+    with torch.no_grad():
         y0 = policy.sample(obs)
     score, logabsdet = policy.log_prob(obs, y0)
     torch.testing.assert_close(score, logabsdet.exp())
@@ -317,7 +324,7 @@ def test_x0_hold_scores_minus_forward_logdet_at_the_stored_input():
     policy = make_policy("volume", volume_hold="x0")
     assert policy.needs_input
     obs = torch.randn(4, 3)
-    with torch.no_grad(), policy.net.frozen():
+    with torch.no_grad():
         y0 = policy.sample(obs)
     x = policy.net.inverse(y0).detach()
     score, _ = policy.log_prob(obs, y0, x)
@@ -330,6 +337,32 @@ def test_x0_hold_scores_minus_forward_logdet_at_the_stored_input():
     assert policy.net.get_parameter("linears.0.bias").grad.abs().sum() > 0
     with pytest.raises(ConfigError, match="needs the input"):
         policy.log_prob(obs, y0)
+    # score_rollout hands the learner that input, with the score at the acting weights
+    rollout_score, rollout_logdet, stored = policy.score_rollout(obs, y0)
+    assert torch.equal(stored, x)
+    torch.testing.assert_close(rollout_score, score.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(rollout_logdet, held_y0, rtol=1e-9, atol=1e-9)
+    assert policy.score_rollout(obs, y0)[0].grad_fn is None
+    assert make_policy("volume").score_rollout(obs, y0)[2] is None
+
+
+def test_the_rollout_buffer_keeps_inputs_only_for_the_x0_hold():
+    assert JacobianAgent("CartPole-v1", **TINY).rollout_buffer.x is None
+    agent = JacobianAgent("CartPole-v1", rule="volume", volume_hold="x0", seed=0, **TINY)
+    assert agent.rollout_buffer.x is not None
+
+    class InputProbe(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:  # before the update: the weights that acted
+            rollout = agent.rollout_buffer.tensors(agent.device)
+            with torch.no_grad():
+                self.round_trip = agent.policy.net(rollout.x) - rollout.y0
+
+    probe = InputProbe()
+    agent.learn(32, callback=probe)
+    torch.testing.assert_close(probe.round_trip, torch.zeros_like(probe.round_trip))
 
 
 def test_volume_option_checks():
@@ -341,6 +374,36 @@ def test_volume_option_checks():
         JacobianAgent("CartPole-v1", rule="volume", volume_objective="absdet", **TINY)
     with pytest.raises(ConfigError, match="advantage_weighting"):
         JacobianAgent("CartPole-v1", advantage_weighting="rwr", **TINY)
+
+
+def test_enforce_conditioning_repairs_or_raises_naming_the_layer():
+    """The policy's guard on its own: a layer past max_cond is refused under "raise" and projected
+    back under "repair", which reports the layer and leaves every cond within the bound."""
+    policy = make_policy("density")
+    u, _, vh = torch.linalg.svd(policy.net.linears[1].V.detach())
+    with torch.no_grad():
+        policy.net.linears[1].V.copy_((u * torch.tensor([1.0, 1.0, 1.0, 1e-8])) @ vh)
+    policy.bump_generation()
+    with pytest.raises(SingularWeightError, match=r"layer 1 .* > max_cond=1e\+06"):
+        policy.enforce_conditioning("raise")
+    conds, repaired = policy.enforce_conditioning("repair")
+    assert repaired == [1]
+    torch.testing.assert_close(conds, policy.net.condition_numbers())
+    assert float(conds.max()) <= 1e6
+    assert policy.enforce_conditioning("repair")[1] == []
+    with pytest.raises(ConfigError, match="ill_conditioned='clip'"):
+        policy.enforce_conditioning("clip")  # type: ignore[arg-type]
+
+
+def test_the_policy_validates_its_own_options():
+    with pytest.raises(
+        ConfigError, match=r"dtype='float16': expected one of \('float64', 'float32'\)"
+    ):
+        JacobianAgent("CartPole-v1", dtype="float16", **TINY)
+    with pytest.raises(ConfigError, match=r"dtype=torch\.float16"):
+        make_policy("density", dtype=torch.float16)
+    with pytest.raises(ConfigError, match="embed='flat'"):
+        JacobianAgent("CartPole-v1", embed="flat", **TINY)
 
 
 def test_an_update_past_max_cond_is_repaired_or_refused():
@@ -380,87 +443,8 @@ def test_activation_defaults_by_rule_and_an_explicit_choice_wins(tmp_path):
         assert loaded.activation == expected
 
 
-# The acting snapshot (design §3b "Cost"): W = V⁻¹ once per rollout, kept until weights change
-
-
-@pytest.mark.parametrize("embed", ["mlp", "pad"])
-@pytest.mark.parametrize("deterministic", [False, True])
-def test_actor_is_bit_identical_to_sample(embed, deterministic):
-    policy = make_policy("density", embed=embed)
-    obs = torch.randn(7, 3)
-    torch.manual_seed(1)
-    with torch.no_grad(), policy.net.frozen():
-        expected = policy.sample(obs, deterministic)
-    torch.manual_seed(1)
-    with torch.inference_mode():
-        actual = policy.actor()(obs, deterministic)
-    assert torch.equal(actual, expected)
-
-
-def test_actor_is_kept_until_a_parameter_changes():
-    policy = make_policy("density")
-    actor = policy.actor()
-    assert policy.actor() is actor and policy.net.frozen_forward() is actor.forward
-    optimizer = torch.optim.SGD(policy.parameters(), lr=0.1)
-    obs = torch.randn(5, 3)
-    policy.evaluate_actions(obs, actor(obs))[1].sum().backward()
-    optimizer.step()
-    fresh = policy.actor()
-    assert fresh is not actor and fresh.forward is not actor.forward
-    assert not torch.equal(fresh(obs, True), actor(obs, True))
-    # a write that bypasses the version counters needs an explicit invalidate
-    policy.net.linears[0].V.data.mul_(2.0)
-    assert policy.actor() is fresh
-    policy.invalidate()
-    assert policy.actor() is not fresh
-
-
-def test_actor_refuses_non_finite_or_ill_conditioned_weights():
-    policy = make_policy("density")
-    with torch.no_grad():
-        policy.lift[0].weight[0, 0] = float("nan")
-    with pytest.raises(NonFiniteError, match="lift"):
-        policy.actor()
-    policy = make_policy("density")
-    with torch.no_grad():
-        policy.net.linears[1].V[0] = 0.0
-    with pytest.raises(SingularWeightError, match="layer 1"):
-        policy.actor()
-
-
-def test_an_update_changes_the_predicted_actions():
-    agent = JacobianAgent("CartPole-v1", seed=0, **TINY)
-    obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
-    before = agent.predict(obs, deterministic=True)[0]
-    actor = agent.policy.actor()
-    y_before = actor(torch.as_tensor(agent.normalize(obs)), True)
-    agent.learn(64)
-    assert agent.policy.actor() is not actor
-    y_after = agent.policy.actor()(torch.as_tensor(agent.normalize(obs)), True)
-    assert not torch.equal(y_before, y_after)
-    # the actions follow the current weights, not a stale snapshot
-    with torch.no_grad(), agent.policy.net.frozen():
-        reference = agent.policy.to_env_actions(
-            agent.policy.sample(torch.as_tensor(agent.normalize(obs)), deterministic=True)
-        )
-    np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], reference)
-    assert before.shape == reference.shape
-
-
-def test_set_parameters_refreshes_the_actor():
-    agent = JacobianAgent("CartPole-v1", seed=0, **TINY)
-    other = JacobianAgent("CartPole-v1", seed=1, **TINY)
-    obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
-    agent.predict(obs, deterministic=True)  # builds the snapshot
-    agent.set_parameters(other.get_parameters())
-    np.testing.assert_array_equal(
-        agent.predict(obs, deterministic=True)[0], other.predict(obs, deterministic=True)[0]
-    )
-
-
 def test_rollout_with_overflowing_pre_actions_raises_before_training():
     agent = JacobianAgent("CartPole-v1", seed=0, dtype="float64", **TINY)
-    agent.policy.net.frozen_forward()
     with torch.no_grad():  # make the snapshot produce inf without touching the checks
         agent.policy.actor().forward.layers[0][1].fill_(float("inf"))
     with pytest.raises(NonFiniteError, match="pre-action y0 overflowed"):
@@ -477,3 +461,39 @@ def test_float32_network_trains(update: str) -> None:
     assert agent.rollout_buffer.y0.dtype == np.float32
     assert all(torch.isfinite(v).all() for v in after.values())
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+BOXES = {
+    "bounded": spaces.Box(-2.0, 3.0, (2,)),
+    "lower-bounded": spaces.Box(np.float32([0.0, -1.0]), np.float32([np.inf, np.inf])),
+    "upper-bounded": spaces.Box(-np.inf, 0.0, (2,)),
+    "unbounded": spaces.Box(-np.inf, np.inf, (2,)),
+    "mixed": spaces.Box(np.float32([-1, 0, -np.inf, -np.inf]), np.float32([1, np.inf, 5, np.inf])),
+    "mixed-float64": spaces.Box(np.array([-1.0, -np.inf]), np.array([1e-3, 0.0]), dtype=np.float64),
+}
+
+
+@pytest.mark.parametrize("box", list(BOXES), ids=list(BOXES))
+@pytest.mark.parametrize("agent_class", ["JacobianAgent", "JacobianSAC"])
+def test_every_action_lies_in_the_action_space(agent_class, box):
+    """Issue #12.4: bounded, half-bounded, unbounded and mixed Boxes, float32 and float64, for
+    pre-actions up to |y0| ~ 1e3 (σ_x = 1e3 and a leaky-ReLU F, whose tails are linear), where
+    tanh rounds to ±1 and softplus to 0 or to y itself: every action is in the space."""
+    import jacrl.agents
+
+    action_space = BOXES[box]
+    observation_space = spaces.Box(-np.inf, np.inf, (3,))
+    agent = getattr(jacrl.agents, agent_class)(
+        None,
+        sigma_x=1e3,
+        activation="leaky_relu",
+        seed=0,
+        observation_space=observation_space,
+        action_space=action_space,
+    )
+    obs = np.random.default_rng(0).normal(size=(256, 3)) * np.logspace(-2, 3, 256)[:, None]
+    for deterministic in (False, True):
+        actions, _ = agent.predict(obs.astype(np.float32), deterministic=deterministic)
+        assert actions.dtype == action_space.dtype
+        outside = [a for a in actions if not action_space.contains(a)]
+        assert not outside, outside[:3]

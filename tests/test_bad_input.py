@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,16 +20,19 @@ import torch
 from gymnasium import spaces
 
 from jacrl.agents import JacobianAgent
+from jacrl.agents.backprop import BackpropAgent
 from jacrl.cli import main
 from jacrl.common.errors import (
     CheckpointError,
     ConfigError,
     JacrlError,
     NonFiniteError,
+    PrecisionLossError,
+    RunFolderError,
     UnsupportedSpaceError,
 )
-from jacrl.envs.registration import load_spec
-from jacrl.nn import SingularWeightError
+from jacrl.envs.registration import load_spec, register_envs
+from jacrl.nn import InvertibleMLP, SingularWeightError
 from jacrl.presets import load_preset
 from jacrl.train import train
 
@@ -124,6 +128,144 @@ def newer_version_file(tmp_path: Path) -> Path:
                 data = json.dumps({**json.loads(data), "format_version": 999}).encode()
             dst.writestr(name, data)
     return target
+
+
+# --- run folders, saved files and paths (issue #12: run safety) ------------------------------
+
+
+def tiny_train(log_root: Path, **kwargs: Any) -> Path:
+    """A finished 8-step jacobian run on CartPole; its run folder."""
+    options: dict[str, Any] = {"steps": 8, "hp": TINY, "log_root": log_root, **kwargs}
+    return Path(train("jacobian", "CartPole-v1", **options).run_dir)
+
+
+def retrain_finished(p: Path) -> None:
+    tiny_train(p)
+    tiny_train(p)
+
+
+def train_while_held(p: Path) -> None:
+    """Train into a folder whose lock another live process (pid 1) holds."""
+    from jacrl.common.run_lock import lock_path
+
+    run_dir = p / "CartPole-v1" / "jacobian_0"
+    lock_path(run_dir).parent.mkdir(parents=True)
+    holder = {"pid": 1, "host": socket.gethostname(), "started": "then",
+              "command": "jacrl train", "token": "other"}  # fmt: skip
+    lock_path(run_dir).write_text(json.dumps(holder))
+    tiny_train(p)
+
+
+def train_on_env_id(p: Path, env_id: str) -> None:
+    gym.register(env_id, entry_point="gymnasium.envs.classic_control:CartPoleEnv")
+    try:
+        train("jacobian", env_id, steps=8, hp=TINY, log_root=p / "root")
+    finally:
+        del gym.registry[env_id]
+
+
+def with_meta(p: Path, key: str, value: Any) -> Path:
+    """A saved CartPole agent whose meta.json also sets hyperparameter ``key``."""
+    source = saved_file(p)
+    target = p / "crafted.zip"
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "meta.json":
+                meta = json.loads(data)
+                meta["hyperparameters"][key] = value
+                data = json.dumps(meta).encode()
+            dst.writestr(name, data)
+    return target
+
+
+def resume_with_config(p: Path, text: str) -> None:
+    from jacrl.train import resume
+
+    run_dir = tiny_train(p)
+    (run_dir / "config.yaml").write_text(text)
+    resume(run_dir)
+
+
+def resume_a_copy(p: Path) -> None:
+    from jacrl.train import resume
+
+    run_dir = tiny_train(p, checkpoint_every=8)
+    copy = run_dir.with_name("jacobian_7")
+    copy.mkdir()
+    (copy / "config.yaml").write_bytes((run_dir / "config.yaml").read_bytes())
+    resume(copy)
+
+
+def ppo_model(p: Path) -> Path:
+    hp = {"n_envs": 1, "n_steps": 8, "batch_size": 8, "n_epochs": 1}
+    return Path(train("ppo", "CartPole-v1", steps=8, hp=hp, log_root=p).run_dir) / "model.zip"
+
+
+def eval_beside_pickle(p: Path) -> None:
+    from jacrl.evaluate import evaluate_saved
+
+    model = ppo_model(p)
+    (model.parent / "vecnormalize.pkl").write_bytes(b"\x80\x04N.")
+    evaluate_saved(model, "CartPole-v1", episodes=1)
+
+
+def eval_with_pickled_entry(p: Path) -> None:
+    from jacrl.evaluate import evaluate_saved
+
+    model = ppo_model(p)
+    with zipfile.ZipFile(model) as src:
+        members = {name: src.read(name) for name in src.namelist()}
+    data = json.loads(members["data"])
+    data["surprise"] = {":type:": "<class 'object'>", ":serialized:": "gARLAS4="}  # pickle of 1
+    members["data"] = json.dumps(data).encode()
+    with zipfile.ZipFile(model, "w") as dst:
+        for name, content in members.items():
+            dst.writestr(name, content)
+    evaluate_saved(model, "CartPole-v1", episodes=1)
+
+
+def eval_as_other_agent(p: Path) -> None:
+    from jacrl.evaluate import evaluate_saved
+
+    evaluate_saved(tiny_train(p) / "model.zip", "CartPole-v1", agent="ppo")
+
+
+def compare_over_other_run(p: Path) -> None:
+    from jacrl.compare.pipeline import compare
+
+    tiny_train(p, hp={**TINY, "depth": 0}, eval_every=8, eval_episodes=1)
+    compare(["CartPole-v1"], ["jacobian"], seeds=1, steps=8, eval_every=8, eval_episodes=1,
+            log_root=str(p), progress=False)  # fmt: skip
+
+
+def compare_kwargs(p: Path, **kwargs: Any) -> None:
+    from jacrl.compare.pipeline import compare
+
+    compare(["CartPole-v1"], ["jacobian"], seeds=1, steps=8, log_root=str(p), progress=False,
+            **kwargs)  # fmt: skip
+
+
+def far_out_forward() -> object:
+    """F(x) at the x a random y gives under asinh, depth 3 (|x| ~ 1e117): issue #12.1's example."""
+    torch.manual_seed(0)
+    net = InvertibleMLP(16, depth=3, dtype=torch.float64)
+    return net(net.inverse(torch.randn(4, 16, dtype=torch.float64)))
+
+
+def ill_conditioned_inverse() -> object:
+    """x = V z that cancels: V = [[1, 1], [1, 1 + 1e-12]], z = (1e12, -1e12), x ≈ (0, -1)."""
+    net = InvertibleMLP(2, depth=1, dtype=torch.float64)
+    with torch.no_grad():
+        net.layers()[0].V.copy_(torch.tensor([[1.0, 1.0], [1.0, 1.0 + 1e-12]], dtype=torch.float64))
+    return net.inverse(torch.asinh(torch.tensor([[1e12, -1e12]], dtype=torch.float64)))
+
+
+def analyze(*argv: str) -> None:
+    from jacrl.cli import build_parser
+
+    args = build_parser().parse_args(["analyze", "iteration-jacobian", *argv])
+    args.func(args)
 
 
 ROWS = [
@@ -222,7 +364,7 @@ ROWS = [
     (lambda p: with_layer("net.linears.0.log_diag", lambda s: s + torch.arange(4) * 10,
                           parameterization="lu").learn(16),
      SingularWeightError, r"layer 0 \(LULinear\) has condition number .* > max_cond"),
-    (lambda p: cartpole(max_cond=1.0), ConfigError, r"max_cond must be > 1, got 1.0"),
+    (lambda p: cartpole(max_cond=1.0), ConfigError, r"max_cond=1.0: expected a finite number > 1"),
     (lambda p: cartpole(ill_conditioned="clip"), ConfigError,
      r"ill_conditioned='clip': expected one of \('repair', 'raise'\)"),
     # saved agents that cannot be loaded
@@ -238,6 +380,110 @@ ROWS = [
      r"observation space .* does not match the saved agent's"),
     (lambda p: JacobianAgent.load(saved_file(p), env=cartpole_acting_in(spaces.Discrete(3))),
      CheckpointError, r"action space Discrete\(3\) does not match the saved agent's Discrete\(2\)"),
+    # evaluation counts, seeds (issue #12.3)
+    (lambda p: tiny_train(p, eval_every=8, eval_episodes=0), ConfigError,
+     r"eval_episodes=0: expected a positive whole number"),
+    (lambda p: tiny_train(p, eval_every=8, eval_episodes=-1), ConfigError,
+     r"eval_episodes=-1: expected a positive whole number"),
+    (lambda p: tiny_train(p, seed=-1), ConfigError, r"seed=-1: expected a whole number >= 0"),
+    (lambda p: compare_kwargs(p, eval_episodes=0), ConfigError,
+     r"eval_episodes=0: --eval-episodes must be a positive number"),
+    # run folders: finished, held, another configuration (issue #12.2, .9, .10)
+    (retrain_finished, RunFolderError, r"holds a finished run .*--force \(force=True\)"),
+    (train_while_held, RunFolderError, r"is being written by pid 1 on .* \(since then"),
+    (compare_over_other_run, RunFolderError,
+     r"(?s)hold runs it would not train.*hyperparameters.depth.*--force"),
+    (lambda p: resume_with_config(p, "agent: jacobian\n"), ConfigError,
+     r"lacks \['env_id', 'seed'"),
+    (lambda p: resume_with_config(p, "[1, 2]\n"), ConfigError,
+     r"is not a run configuration \(a YAML mapping\)"),
+    (resume_a_copy, ConfigError, r"its config.yaml describes the run folder .*jacobian_0"),
+    # paths out of their root, files that set runtime settings (issue #12.13)
+    (lambda p: train_on_env_id(p, ".."), ConfigError, r"folder name '..'.*outside its root"),
+    (lambda p: JacobianAgent.load(with_meta(p, "tensorboard_log", str(p))), CheckpointError,
+     r"sets \['tensorboard_log'\], a runtime setting, not a hyperparameter"),
+    (lambda p: JacobianAgent.load(with_meta(p, "device", "cuda")), CheckpointError,
+     r"sets \['device'\], a runtime setting"),
+    (lambda p: JacobianAgent.load(with_meta(p, "no_such_option", 1)), CheckpointError,
+     r"sets \['no_such_option'\], which JacobianAgent does not take"),
+    # files that would run code, models of another agent (issue #12.12, #13.10)
+    (eval_beside_pickle, CheckpointError, r"vecnormalize.pkl is a pickle.*--trust-pickle"),
+    (eval_with_pickled_entry, CheckpointError, r"pickled entries \['surprise'\].*--trust-pick"),
+    (eval_as_other_agent, ConfigError, r"--agent ppo, but .*config.yaml says .* by jacobian"),
+    # CLI values that mean nothing, env spec folders (issue #13.10)
+    (lambda p: analyze("--lr", "0", "--out", str(p)), ConfigError,
+     r"--lr 0: the step size α must be a positive finite number"),
+    (lambda p: analyze("--hidden", "0", "--out", str(p)), ConfigError,
+     r"--hidden 0: expected a positive whole number"),
+    (lambda p: register_envs(on_error="ignore"), ConfigError,  # type: ignore[arg-type]
+     r"on_error='ignore': expected one of \('raise', 'warn'\)"),
+    # hyperparameters: type and range at construction, whatever passes can be saved (#12.8)
+    (lambda p: cartpole(gamma=2), ConfigError, r"gamma=2: expected a number in \[0, 1\]"),
+    (lambda p: cartpole(gamma="abc"), ConfigError,
+     r"gamma='abc' \(a str\): expected a number in \[0, 1\]"),
+    (lambda p: cartpole(gae_lambda=-0.1), ConfigError, r"gae_lambda=-0.1: expected a number in"),
+    (lambda p: cartpole(batch_size=1.5), ConfigError,
+     r"batch_size=1.5: expected a positive whole number"),
+    (lambda p: cartpole(n_epochs=True), ConfigError,
+     r"n_epochs=True: expected a positive whole number"),
+    (lambda p: cartpole(clip_range=-1), ConfigError,
+     r"clip_range=-1: expected a finite number > 0"),
+    (lambda p: cartpole(clip_range="lin_-0.2"), ConfigError,
+     r"clip_range='lin_-0.2' \(a str\): expected .*'lin_<x>' with x > 0"),
+    (lambda p: cartpole(max_grad_norm=float("inf")), ConfigError,
+     r"max_grad_norm=inf: .*for no clipping, a large number such as 1e10 \(JSON.*has no inf"),
+    (lambda p: cartpole(learning_rate=float("nan")), ConfigError,
+     r"learning_rate=nan: expected a finite number > 0"),
+    (lambda p: cartpole(target_kl=0), ConfigError, r"target_kl=0: expected a finite number > 0"),
+    (lambda p: cartpole(vf_coef=-1), ConfigError, r"vf_coef=-1: expected a finite number >= 0"),
+    (lambda p: cartpole(sigma_x=0), ConfigError, r"sigma_x=0: expected a finite number > 0"),
+    (lambda p: cartpole(learn_sigma="yes"), ConfigError,
+     r"learn_sigma='yes' \(a str\): expected True or False"),
+    (lambda p: cartpole(lift_hidden=[8, 0]), ConfigError,
+     r"lift_hidden=\[8, 0\]: lift_hidden\[1\]=0: expected a positive whole number"),
+    (lambda p: cartpole(value_hidden="64"), ConfigError,
+     r"value_hidden='64' \(a str\): expected a list of positive whole numbers"),
+    (lambda p: cartpole(depth=-1), ConfigError, r"depth=-1: expected a whole number >= 0"),
+    (lambda p: cartpole(width=0), ConfigError, r"width=0: expected a positive whole number"),
+    (lambda p: cartpole(n_envs=0), ConfigError, r"n_envs=0: expected a positive whole number"),
+    (lambda p: JacobianAgent("CartPole-v1", seed=-1), ConfigError,
+     r"seed=-1: expected a whole number >= 0"),
+    (lambda p: cartpole().learn(float("nan")), ConfigError,
+     r"total_timesteps=nan: the budget must be positive, a whole number of env steps"),
+    (lambda p: cartpole().learn(2.5), ConfigError, r"total_timesteps=2.5: the budget must be"),
+    (lambda p: train("jacobian", "CartPole-v1", steps=8, log_root=p, hp={"unknown_key": 1}),
+     ConfigError, r"JacobianAgent has no hyperparameter 'unknown_key'; accepted: rule, advantage"),
+    (lambda p: train("jacobian", "CartPole-v1", steps=8, log_root=p, hp={"gamma": "abc"}),
+     ConfigError, r"gamma='abc' \(a str\): expected a number in \[0, 1\]"),
+    (lambda p: BackpropAgent("jacrl/DigitsBandit-v0", hidden=[0]), ConfigError,
+     r"hidden=\[0\]: hidden\[0\]=0: expected a positive whole number"),
+    (lambda p: BackpropAgent("jacrl/DigitsBandit-v0", learning_rate=-0.1), ConfigError,
+     r"learning_rate=-0.1: expected a finite number > 0"),
+    # SB3's habits: policy_kwargs, the env first; options that would do nothing (#13.6)
+    (lambda p: JacobianAgent("MlpPolicy", "CartPole-v1"), ConfigError,
+     r"JacobianAgent takes the env first: JacobianAgent\(env, \.\.\.\); its policy is always the "
+     r"invertible policy, configured with policy_kwargs"),
+    (lambda p: BackpropAgent("MlpPolicy", "jacrl/DigitsBandit-v0"), ConfigError,
+     r"BackpropAgent takes the env first"),
+    (lambda p: cartpole(depth=1, policy_kwargs={"depth": 2}), ConfigError,
+     r"depth=1 and policy_kwargs\['depth'\]=2: give each setting one way"),
+    (lambda p: cartpole(policy_kwargs={"gamma": 0.9}), ConfigError,
+     r"policy_kwargs has no setting 'gamma'; accepted: embed, width, depth"),
+    (lambda p: cartpole(policy_kwargs=[("depth", 2)]), ConfigError,
+     r"policy_kwargs=\[\('depth', 2\)\] \(a list\): expected a dict of policy settings"),
+    (lambda p: cartpole(volume_hold="x0"), ConfigError,
+     r"volume_hold='x0' choose the volume rule's score; rule='density' .* ignores them"),
+    (lambda p: cartpole(volume_objective="absdet", update="reinforce"), ConfigError,
+     r"volume_objective='absdet'.*rule='density' scores the whole density and ignores them"),
+    (lambda p: cartpole(weighting_temperature=0.5), ConfigError,
+     r"weighting_temperature=0.5 is the temperature of advantage_weighting='softmax'"),
+    (lambda p: cartpole(update="reinforce", target_kl=0.01), ConfigError,
+     r"target_kl=0.01 with update='reinforce'.*the stop could never act"),
+    # passes that would return x or a log-det less accurate than their tolerance (#12.1)
+    (lambda p: far_out_forward(), PrecisionLossError,
+     r"forward pass from x loses accuracy at layer \d: .* past the tolerance 1.1e-08"),
+    (lambda p: ill_conditioned_inverse(), PrecisionLossError,
+     r"inverse pass from y loses accuracy at layer 0: .*activation='smooth_leaky_relu'"),
 ]  # fmt: skip
 
 
@@ -259,8 +505,21 @@ def test_bad_input_is_refused_clearly(
         (["--env", "CartPole-v1", "--steps", "-8"], r"positive whole number of env steps"),
         (["--env", "CartPole-v1", "--preset", "/nonexistent.yml"], r"does not exist"),
         (["--env", "CartPole-v1", "--hp", "n_steps"], r"--hp expects key=value"),
+        (
+            ["--env", "CartPole-v1", "--eval-every", "8", "--eval-episodes", "0"],
+            r"eval_episodes=0: expected a positive whole number",
+        ),
+        (["--env", "CartPole-v1", "--seed", "-1"], r"seed=-1: expected a whole number >= 0"),
     ],
-    ids=["unknown-env", "zero-steps", "negative-steps", "missing-preset", "bad-hp"],
+    ids=[
+        "unknown-env",
+        "zero-steps",
+        "negative-steps",
+        "missing-preset",
+        "bad-hp",
+        "zero-eval-episodes",
+        "negative-seed",
+    ],
 )
 def test_cli_refuses_with_exit_code_2(
     argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -10,29 +10,25 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
 
-from jacrl.common.errors import ConfigError
+from jacrl.common.errors import ConfigError, UnsupportedSpaceError
 from jacrl.compare import grid
 from jacrl.compare.backends import make_backend, mirror_artifacts
-from jacrl.compare.grid import (
-    GridProgress,
-    RunOutcome,
-    RunSpec,
-    build_grid,
-    execute,
-    is_finished,
-    run_grid,
-)
+from jacrl.compare.grid import RunOutcome, RunSpec, build_grid, execute, is_finished
 from jacrl.compare.pipeline import compare
 from jacrl.compare.report import SummaryRow, format_steps, format_threshold
+from jacrl.compare.runner import GridProgress, run_grid
 from jacrl.compare.scoring import Bandit, EnvScoring, env_scoring
 from jacrl.compare.variants import VARIANTS, parse_names, resolve
+from jacrl.train import run_config, train
 
 CARTPOLE = EnvScoring("CartPole-v1", 475.0)
 DIGITS = EnvScoring("jacrl/DigitsBandit-v0", 0.8, Bandit(-1.0, 1.0, 10, 360))
@@ -50,9 +46,10 @@ def fake_train(
     eval_every: int | None = None,
     eval_episodes: int = 10,
     run_name: str | None = None,
+    force: bool = False,
 ) -> None:
-    """Write a run folder like ``jacrl.train.train``: return rises linearly to LEVELS[agent]
-    (10 % less for each seed).
+    """Write a run folder like ``jacrl.train.train`` (its ``config.yaml`` too, fingerprint and
+    all): return rises linearly to LEVELS[agent] (10 % less for each seed).
 
     On a bandit (one-step episodes, ±1 rewards) the level is the mean reward. An hp named
     ``boom`` raises, as an unknown hyperparameter does in the real ``train``; ``die`` kills the
@@ -65,7 +62,8 @@ def fake_train(
     assert eval_every is not None
     run_dir = Path(log_root) / env_id.replace("/", "_") / f"{run_name or agent}_{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({"agent": agent, "n_timesteps": steps}))
+    config = run_config(agent, env_id, steps, seed, hp, None, eval_every, eval_episodes, run_name)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_file()))
     timesteps = np.arange(eval_every, steps + 1, eval_every)
     bandit = env_id.startswith("jacrl/")
     level = LEVELS[agent] if not bandit else min(LEVELS[agent], 1.0) - 0.1 * seed
@@ -105,8 +103,8 @@ def test_variants_resolve_to_a_base_agent_with_overrides() -> None:
     resolve("jacobian-d0")[1]["depth"] = 3  # callers get a copy
     assert VARIANTS["jacobian-d0"][1] == {"depth": 0}
     assert parse_names("ppo, jacobian,ppo") == ["ppo", "jacobian"]
-    with pytest.raises(ConfigError, match="unknown agent 'sac'; accepted: jacobian, ppo"):
-        parse_names("ppo,sac")
+    with pytest.raises(ConfigError, match="unknown agent 'sacc'; accepted: jacobian, jacobian-sac"):
+        parse_names("ppo,sacc")
 
 
 def test_grid_runs_backprop_only_on_labelled_envs() -> None:
@@ -190,7 +188,7 @@ def test_grid_end_to_end_with_a_crash_then_resumes(
     names = {p.name for p in result.files}
     assert names == {
         "summary.md", "summary.csv", "summary.json", "curves_CartPole-v1.png",
-        "final_CartPole-v1.png", "README_results.md",
+        "final_CartPole-v1.png", "README_results.md", "grid.json",
     }  # fmt: skip
     for png in out.glob("*.png"):
         assert png.read_bytes()[:4] == b"\x89PNG"
@@ -215,9 +213,12 @@ def test_grid_end_to_end_with_a_crash_then_resumes(
     assert "![curves_CartPole-v1](runs/compare/CartPole-v1/curves_CartPole-v1.png)" in readme
     assert "Commit `" in readme and "CPUs" in readme
 
-    # again (without the broken variant, whose retry is tested above): nothing left to train
-    again = compare(["CartPole-v1"], ["ppo"], **kwargs)
+    # again (without the broken variant, whose retry is tested above): nothing left to train;
+    # a report of fewer runs replaces this one only with force (which moves this one aside)
+    again = compare(["CartPole-v1"], ["ppo"], **kwargs, force=True)
     assert [o.status for o in again.outcomes] == ["skipped", "skipped"]
+    (aside,) = out.parent.glob("CartPole-v1.old-*")
+    assert (aside / "summary.json").read_bytes() != (out / "summary.json").read_bytes()
 
 
 def test_a_run_whose_process_dies_takes_down_only_itself(
@@ -371,3 +372,39 @@ def test_compare_cli_trains_for_real(tmp_path: Path, monkeypatch: pytest.MonkeyP
             assert (run_dir / "model.zip").exists()
     summary = json.loads((tmp_path / "runs/compare/CartPole-v1/summary.json").read_text())
     assert [(r["agent"], r["runs_ok"]) for r in summary] == [("ppo", 2), ("jacobian", 2)]
+
+
+@pytest.fixture
+def seven_step_digits() -> Iterator[str]:
+    """Digits with 7 answers per episode: 360 held-out examples are ⌈360 / 7⌉ = 52 episodes."""
+    env_id = "jacrl-test/DigitsBandit7-v0"
+    gym.register(
+        env_id,
+        entry_point="jacrl.envs.classification_bandit:ClassificationBandit",
+        kwargs={"dataset": "digits", "episode_length": 7},
+    )
+    yield env_id
+    del gym.registry[env_id]
+
+
+def test_train_and_scoring_evaluate_the_same_held_out_episodes(
+    tmp_path: Path, seven_step_digits: str
+) -> None:
+    assert env_scoring(seven_step_digits).eval_episodes(default=10) == 52
+    result = train("backprop", seven_step_digits, steps=64, log_root=tmp_path, eval_every=64)
+    evals = np.load(Path(result.run_dir) / "evaluations.npz")
+    assert evals["results"].shape == (1, 52)  # train's default: the same 52 episodes
+    assert evals["ep_lengths"].sum() == 52 * 7  # every one of the 360 examples answered
+
+
+def test_compare_refuses_an_agent_that_cannot_act_in_an_env(tmp_path: Path) -> None:
+    assert parse_names("sac,td3,jacobian-sac") == ["sac", "td3", "jacobian-sac"]
+    with pytest.raises(UnsupportedSpaceError) as info:
+        compare(
+            ["CartPole-v1", "Pendulum-v1"], ["ppo", "dqn"], seeds=1, steps=100,
+            log_root=str(tmp_path), train_fn=fake_train, progress=False,
+        )  # fmt: skip
+    assert str(info.value).startswith(
+        "cannot run 'dqn' on Pendulum-v1: dqn needs a Discrete action space; for Box(-2.0, 2.0, "
+    )
+    assert list(tmp_path.iterdir()) == []  # refused before any run started

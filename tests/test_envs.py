@@ -147,16 +147,59 @@ def test_bandit_on_arrays_and_its_errors() -> None:
     env.reset()
     with pytest.raises(JacrlError, match=r"action must be a class in 0\.\.2"):
         env.step(3)
-    with pytest.raises(JacrlError, match="only used with dataset='arrays'"):
-        ClassificationBandit(X=X, y=y)
-    with pytest.raises(JacrlError, match="no held-out part"):
-        ClassificationBandit(dataset="arrays", X=X, y=y, split="test")
+    with pytest.raises(JacrlError, match=r"by keyword: ClassificationBandit\(X=X, y=y\)"):
+        ClassificationBandit(X, y)  # type: ignore[arg-type]
+    with pytest.raises(JacrlError, match="X and y go together"):
+        ClassificationBandit(X=X)
+    with pytest.raises(JacrlError, match="dataset='digits' does not take"):
+        ClassificationBandit(dataset="digits", X=X, y=y)
+    with pytest.raises(JacrlError, match="no held-out part unless"):
+        ClassificationBandit(X=X, y=y, split="test")
+    with pytest.raises(JacrlError, match="MNIST's train/test split is fixed"):
+        ClassificationBandit(dataset="mnist", test_fraction=0.5)
     with pytest.raises(JacrlError, match="integer class labels"):
         ClassificationBandit(dataset="arrays", X=X, y=np.array([0.5, 1, 2]))
     with pytest.raises(JacrlError, match="unknown dataset 'cifar'"):
         ClassificationBandit(dataset="cifar")  # type: ignore[arg-type]
     with pytest.raises(JacrlError, match="episode_length"):
         ClassificationBandit(episode_length=0)
+
+
+def test_bandit_infers_arrays_from_x_and_y() -> None:
+    """``ClassificationBandit(X=X, y=y)`` is the arrays bandit, the same stream as with
+    ``dataset="arrays"`` spelt out."""
+    X = np.arange(12.0).reshape(6, 2)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    inferred = ClassificationBandit(X=X, y=y, episode_length=6)
+    explicit = ClassificationBandit("arrays", X=X, y=y, episode_length=6)
+    assert len(inferred) == 6 and inferred.action_space == gym.spaces.Discrete(3)
+    rows = []
+    for env in (inferred, explicit):
+        _, info = env.reset(seed=3)
+        rows.append([info["index"]] + [env.step(0)[4]["index"] for _ in range(6)])
+    assert rows[0] == rows[1] and sorted(rows[0][1:]) == list(range(6))  # one shuffled pass
+
+
+def test_bandit_holds_out_a_stratified_split_of_arrays() -> None:
+    """With ``test_fraction`` the arrays split as digits do: the two envs' rows partition the data,
+    every class keeps its share on both sides, and ``split_seed`` fixes which rows are held out."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = np.repeat(np.arange(4), 10)
+
+    def bandit(split: str, seed: int = 0) -> ClassificationBandit:
+        return ClassificationBandit(X=X, y=y, test_fraction=0.25, split_seed=seed, split=split)
+
+    train, test = bandit("train"), bandit("test")
+    assert len(train) == 30 and len(test) == 10
+    both = {tuple(r) for r in np.vstack([train.X, test.X])}
+    assert both == {tuple(r) for r in X.astype(np.float32)}  # disjoint, and nothing lost
+    assert set(np.bincount(test.y, minlength=4)) <= {2, 3}  # 2.5 of each class, rounded
+    assert not np.array_equal(bandit("test", seed=1).X, test.X)
+    assert test.observation_space == train.observation_space  # bounds from both parts
+    assert train.observation_space.low.min() == np.float32(X.min())
+    with pytest.raises(JacrlError, match="stratified by class"):
+        ClassificationBandit(X=X[:5], y=np.array([0, 0, 0, 0, 1]), test_fraction=0.4)
 
 
 def test_mnist_bandit_needs_a_folder(fake_mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

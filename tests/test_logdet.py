@@ -84,7 +84,7 @@ def test_seed_truncation_is_exact_only_for_piecewise_linear_sigma(parameterizati
 
 
 def test_leaky_relu_gradient_ignores_the_input():
-    """Design §3b: with leaky ReLU, ∇_V ℓ = V⁻ᵀ for every y0 and biases get 0."""
+    """docs/method.md §5: with leaky ReLU, ∇_V ℓ = V⁻ᵀ for every y0 and biases get 0."""
     net = generic_net(5, 3, "inverse", "leaky_relu", seed=5)
     y0, a = sample(net, 7, seed=5)
     grads = logdet_grad(net, y0, a)

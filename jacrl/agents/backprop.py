@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Any
+from typing import Any, Literal, get_args
 
 import gymnasium as gym
 import numpy as np
@@ -21,31 +21,29 @@ from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from jacrl.agents.base import BaseAgent
-from jacrl.backprop.mlp import MLP, Activation
-from jacrl.common.errors import ConfigError, JacrlError, UnsupportedSpaceError
+from jacrl.agents.base import BaseAgent, NonFinite
+from jacrl.backprop.mlp import MLP, HiddenActivation
+from jacrl.common.errors import JacrlError, UnsupportedSpaceError, check_choice
 from jacrl.common.schedules import ScheduleLike, as_schedule
+from jacrl.common.torch_activations import torch_activation
+from jacrl.common.validation import check_env_first, layer_sizes, positive_int, schedule
 
 __all__ = ["BackpropAgent", "ClassifierMLP"]
 
-ENGINES = ("numpy", "torch")
-ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
-    "sigmoid": torch.nn.Sigmoid,
-    "tanh": torch.nn.Tanh,
-    "relu": torch.nn.ReLU,
-}
+Engine = Literal["numpy", "torch"]
+"""Who computes the gradient: the hand-written seed-003 backprop (NumPy), or torch autograd."""
 
 
 class ClassifierMLP(torch.nn.Module):
     """Logits ``Z_{L+1}`` of seed 003's MLP: ``Linear``, σ, …, ``Linear`` (the last one linear)."""
 
-    def __init__(self, sizes: Sequence[int], activation: str) -> None:
+    def __init__(self, sizes: Sequence[int], activation: HiddenActivation) -> None:
         super().__init__()
         layers: list[torch.nn.Module] = []
         for i, (n_in, n_out) in enumerate(pairwise(sizes)):
             layers.append(torch.nn.Linear(n_in, n_out))
             if i < len(sizes) - 2:
-                layers.append(ACTIVATIONS[activation]())
+                layers.append(torch_activation(activation)())
         self.net = torch.nn.Sequential(*layers)
 
     @property
@@ -89,13 +87,13 @@ class BackpropAgent(BaseAgent):
         self,
         env: gym.Env | VecEnv | str | None,
         hidden: Sequence[int] = (64,),
-        activation: Activation = "tanh",
+        activation: HiddenActivation = "tanh",
         learning_rate: ScheduleLike = 0.1,
         batch_size: int = 32,
-        engine: str = "numpy",
+        engine: Engine = "numpy",
         n_envs: int = 1,
         normalize_obs: bool = True,
-        nonfinite: str = "raise",
+        nonfinite: NonFinite = "raise",
         tensorboard_log: str | os.PathLike[str] | None = None,
         seed: int | None = None,
         device: torch.device | str = "auto",
@@ -103,12 +101,12 @@ class BackpropAgent(BaseAgent):
         observation_space: spaces.Space | None = None,
         action_space: spaces.Space | None = None,
     ) -> None:
-        if engine not in ENGINES:
-            raise ConfigError(f"engine={engine!r}: expected one of {ENGINES}")
-        if activation not in ACTIVATIONS:
-            raise ConfigError(f"activation={activation!r}: expected one of {tuple(ACTIVATIONS)}")
-        if batch_size < 1 or any(int(h) != h or h < 1 for h in hidden):
-            raise ConfigError("batch_size and the hidden widths must be positive integers")
+        check_env_first(type(self).__name__, env)
+        check_choice("engine", engine, get_args(Engine))
+        check_choice("activation", activation, get_args(HiddenActivation))
+        hidden = layer_sizes("hidden", hidden)
+        batch_size = positive_int("batch_size", batch_size)
+        learning_rate = schedule("learning_rate", learning_rate)
         super().__init__(
             env,
             n_envs=n_envs,
@@ -121,7 +119,7 @@ class BackpropAgent(BaseAgent):
             observation_space=observation_space,
             action_space=action_space,
         )
-        self.hidden, self.activation = tuple(int(h) for h in hidden), activation
+        self.hidden, self.activation = hidden, activation
         self.learning_rate, self.batch_size, self.engine = learning_rate, batch_size, engine
         self._lr_schedule = as_schedule("learning_rate", learning_rate)
         self.n_steps = math.ceil(batch_size / self.n_envs)

@@ -29,16 +29,17 @@ that contract without making any piece reusable on its own.
 from __future__ import annotations
 
 import inspect
+import io
 import os
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, get_args, overload
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -48,19 +49,30 @@ from stable_baselines3.common.callbacks import (
     ConvertCallback,
     ProgressBarCallback,
 )
-from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import HParam, Logger, TensorBoardOutputFormat
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.type_aliases import MaybeCallback
-from stable_baselines3.common.utils import configure_logger, get_device, set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.utils import (
+    configure_logger,
+    get_device,
+    get_system_info,
+    set_random_seed,
+)
+from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 from torch.utils.tensorboard import SummaryWriter
 
 import jacrl
 from jacrl.common.checkpoint import restore_rng_state, rng_state
-from jacrl.common.errors import CheckpointError, JacrlError, NonFiniteError, UnsupportedSpaceError
+from jacrl.common.env_util import AnyEnv, as_vec_env
+from jacrl.common.episode_replay import replayable, restore_episodes, save_episodes
+from jacrl.common.errors import (
+    CheckpointError,
+    ConfigError,
+    JacrlError,
+    NonFiniteError,
+    UnsupportedSpaceError,
+)
 from jacrl.common.schedules import schedule_from_json, schedule_to_json
 from jacrl.common.serialization import (
     SavedAgent,
@@ -70,11 +82,13 @@ from jacrl.common.serialization import (
     space_from_description,
     write_agent,
 )
-from jacrl.envs.registration import check_env_id
+from jacrl.common.validation import boolean, non_negative_int, positive_int
 
 AgentT = TypeVar("AgentT", bound="BaseAgent")
 
-NONFINITE_MODES = ("raise", "skip", "clip")
+#: What to do with NaN/inf in an observation or reward (the ``nonfinite`` argument).
+NonFinite = Literal["raise", "skip", "clip"]
+NONFINITE_MODES: tuple[NonFinite, ...] = get_args(NonFinite)
 #: The VecNormalize defaults: normalised observations and rewards are clipped to +-10.
 CLIP_OBS = 10.0
 CLIP_REWARD = 10.0
@@ -99,16 +113,53 @@ class EnvStep:
     infos: list[dict[str, Any]]
 
 
+def agent_device(device: torch.device | str, agent: str) -> torch.device:
+    """The device a jacrl agent's networks live on.
+
+    ``"auto"`` means the CPU, not SB3's "CUDA when available": jacrl's networks are small MLPs
+    (widths of tens, a few layers) in float64, and an update is a long chain of small operations,
+    so its cost is per-operation overhead, which a GPU raises (a kernel launch per operation, a
+    host-device copy per env step) instead of lowering; GPUs also run float64 far slower than
+    float32. SB3 reasons the same way for PPO/A2C with an MLP policy and warns when one runs on a
+    GPU (its issue #1245). An explicit GPU device is honoured, with that warning; one that is not
+    available falls back to the CPU (SB3's ``get_device``), with a warning too.
+
+    :param agent: the agent's class name, for the warnings.
+    """
+    if device == "auto":
+        return torch.device("cpu")
+    resolved = get_device(device)
+    if resolved.type != torch.device(device).type:
+        warnings.warn(
+            f"device={device!r} is not available here; {agent} runs on the CPU", stacklevel=3
+        )
+    elif resolved.type != "cpu":
+        warnings.warn(
+            f"You are trying to run {agent} on the GPU ({resolved}), but it is primarily intended "
+            "to run on the CPU: its networks are small float64 MLPs, whose updates are dominated "
+            "by per-operation overhead. Pass device='cpu' (or 'auto') to use the CPU. Note: the "
+            "agent will train, but the GPU utilization will be poor and training may take longer "
+            "than on the CPU.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return resolved
+
+
 class BaseAgent(ABC):
     """Shared machinery of jacrl agents (SB3's ``BaseAlgorithm``, reduced to what jacrl needs).
 
-    :param env: a Gymnasium env, an env id (``"CartPole-v1"``, ``"jacrl/DigitsBandit-v0"``) or an
-        SB3 ``VecEnv``. Ids are built with SB3's ``make_vec_env`` (``n_envs`` copies, each in a
-        ``Monitor`` so episode returns reach ``rollout/ep_rew_mean``). ``None`` only together with
+    :param env: a Gymnasium env, an env id (``"CartPole-v1"``, ``"jacrl/DigitsBandit-v0"``), an
+        SB3 ``VecEnv`` or a Gymnasium vector env (``gym.make_vec``, ``SyncVectorEnv``,
+        ``AsyncVectorEnv``: its envs are rebuilt into an SB3 ``DummyVecEnv`` of the same size, see
+        :mod:`jacrl.common.env_util`). Ids are built with SB3's ``make_vec_env`` (``n_envs``
+        copies); every env is put in a ``Monitor`` unless one is already among its wrappers, so
+        episode returns reach ``rollout/ep_rew_mean``. ``VecNormalize`` is refused: the agent
+        normalises observations by itself (``normalize_obs``). ``None`` only together with
         ``observation_space`` and ``action_space``: an agent that can ``predict`` but not ``learn``
-        (what ``load(path)`` without an env gives).
+        (what ``load(path)`` without an env gives; :meth:`set_env` adds one later).
     :param n_envs: copies of the env stepped in lockstep (``DummyVecEnv``); an env instance can
-        only give one, so pass an id for more. Ignored for a ``VecEnv``.
+        only give one, so pass an id for more. Ignored for a vector env, which brings its own.
     :param normalize_obs: keep a running mean/variance of observations (SB3's ``RunningMeanStd``)
         and feed the policy ``clip((obs - mean) / std, -10, 10)``, as ``VecNormalize`` does. It
         lives in the agent, not in an env wrapper, so it is saved and restored with the weights.
@@ -122,7 +173,8 @@ class BaseAgent(ABC):
         ``<tensorboard_log>/<tb_log_name>_<i>`` like SB3. For an exact folder, call
         ``agent.set_logger(stable_baselines3.common.logger.configure(folder, ["tensorboard"]))``.
     :param seed: seeds Python, NumPy, torch, the action space and the env (SB3 semantics).
-    :param device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a ``torch.device`` (SB3's ``get_device``).
+    :param device: ``"auto"`` (the CPU, see :func:`agent_device`), ``"cpu"``, ``"cuda"`` or a
+        ``torch.device``; an explicit GPU is used, with a warning.
     :param verbose: 0 silent, 1 also print the logged table to stdout.
     :param observation_space: with ``env=None``, the space the agent predicts for.
     :param action_space: with ``env=None``, the space the agent acts in.
@@ -143,11 +195,11 @@ class BaseAgent(ABC):
 
     def __init__(
         self,
-        env: gym.Env | VecEnv | str | None,
+        env: AnyEnv | None,
         *,
         n_envs: int = 1,
         normalize_obs: bool = True,
-        nonfinite: str = "raise",
+        nonfinite: NonFinite = "raise",
         tensorboard_log: str | os.PathLike[str] | None = None,
         seed: int | None = None,
         device: torch.device | str = "auto",
@@ -157,8 +209,10 @@ class BaseAgent(ABC):
     ) -> None:
         if nonfinite not in NONFINITE_MODES:
             raise JacrlError(f"nonfinite={nonfinite!r}: expected one of {NONFINITE_MODES}")
-        if n_envs < 1:
-            raise JacrlError(f"n_envs={n_envs}: need at least one env")
+        n_envs = positive_int("n_envs", n_envs)
+        normalize_obs = boolean("normalize_obs", normalize_obs)
+        seed = None if seed is None else non_negative_int("seed", seed)
+        verbose = non_negative_int("verbose", verbose)
         self.env: VecEnv | None = None if env is None else self.wrap_env(env, n_envs, seed)
         if self.env is not None:
             n_envs = self.env.num_envs
@@ -174,7 +228,7 @@ class BaseAgent(ABC):
         self.tensorboard_log = None if tensorboard_log is None else str(tensorboard_log)
         self.seed = seed
         self.verbose = verbose
-        self.device = get_device(device)
+        self.device = agent_device(device, type(self).__name__)
         self.obs_rms = RunningMeanStd(shape=self.observation_space.shape)
         self.num_timesteps = 0
         self._total_timesteps = 0
@@ -211,27 +265,14 @@ class BaseAgent(ABC):
     # Environments and spaces
 
     @staticmethod
-    def wrap_env(env: gym.Env | VecEnv | str, n_envs: int = 1, seed: int | None = None) -> VecEnv:
-        """Turn an env id, a Gymnasium env or a VecEnv into a monitored ``VecEnv``.
+    def wrap_env(env: AnyEnv, n_envs: int = 1, seed: int | None = None) -> VecEnv:
+        """Turn an env id, a Gymnasium env or vector env, or a VecEnv into a monitored ``VecEnv``
+        (:func:`jacrl.common.env_util.as_vec_env`).
 
-        :raises JacrlError: for an unknown env id, or ``n_envs > 1`` with an env instance.
+        :raises ConfigError: for an unknown env id, ``n_envs > 1`` with an env instance,
+            ``VecNormalize``, or a Gymnasium vector env whose envs cannot be rebuilt.
         """
-        if isinstance(env, VecEnv):
-            return env
-        if isinstance(env, str):
-            check_env_id(env)
-            return make_vec_env(env, n_envs=n_envs, seed=seed)
-        if isinstance(env, gym.Env):
-            if n_envs != 1:
-                raise JacrlError(
-                    f"n_envs={n_envs} needs an env id (or a VecEnv): one env instance cannot be "
-                    "copied"
-                )
-            monitored = env if isinstance(env, Monitor) else Monitor(env)
-            return DummyVecEnv([lambda: monitored])
-        raise JacrlError(
-            f"env must be a gymnasium.Env, an env id string or an SB3 VecEnv, got {type(env)!r}"
-        )
+        return as_vec_env(env, n_envs, seed)
 
     def check_spaces(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         """Refuse spaces the agent cannot handle. Default: a flat Box of observations and a
@@ -396,8 +437,13 @@ class BaseAgent(ABC):
                 f"{type(self).__name__} has no env to learn from; pass env= to load() or build "
                 "the agent with an env"
             )
-        if total_timesteps <= 0:
-            raise JacrlError(f"total_timesteps={total_timesteps}: the budget must be positive")
+        try:  # whole floats such as 1e5 are accepted, as SB3 users write them; nan is not
+            total_timesteps = positive_int("total_timesteps", total_timesteps)
+        except ConfigError:
+            raise ConfigError(
+                f"total_timesteps={total_timesteps!r}: the budget must be positive, a whole "
+                "number of env steps"
+            ) from None
         self._start_time = time.time_ns()
         if reset_num_timesteps:
             self.num_timesteps = 0
@@ -449,10 +495,13 @@ class BaseAgent(ABC):
             every multiple of this many env steps. If ``checkpoint_path`` already holds one from
             the same run (same class, hyperparameters and budget), training resumes from it: rerun
             the same script after a crash (even SIGKILL) and the final weights are bit-identical
-            to an uninterrupted run. Env internals cannot be saved without pickle, so at every
-            checkpoint all envs restart their episodes with a seed fixed by the step count
-            (``seed + num_timesteps``), in the uninterrupted run too; the cut episodes are
-            bootstrapped like time-limit truncations.
+            to an uninterrupted run. Env internals cannot be saved without pickle, so the
+            checkpoint records how each episode in progress began and the actions taken since,
+            and a resumed run replays them (:mod:`jacrl.common.episode_replay`): checkpointing
+            changes nothing in the run. A ``VecEnv`` jacrl did not build cannot be replayed;
+            with one, all envs restart their episodes at every checkpoint with a seed fixed by
+            the step count (``seed + num_timesteps``), in the uninterrupted run too, and the cut
+            episodes are bootstrapped like time-limit truncations.
         :param checkpoint_path: the checkpoint file (``.zip`` added when there is no suffix).
         :raises JacrlError: for a non-positive budget or an agent without an env.
         :raises CheckpointError: for a checkpoint written by a different run.
@@ -492,7 +541,8 @@ class BaseAgent(ABC):
                 and self.num_timesteps // checkpoint_every > steps_before // checkpoint_every
             ):
                 self.save_checkpoint(checkpoint)
-                self._restart_episodes()
+                if not replayable(self.env):
+                    self._restart_episodes()
         callback.on_training_end()
         return self
 
@@ -535,15 +585,17 @@ class BaseAgent(ABC):
         if self.env is not None:
             self.env.seed(seed)
 
+    @classmethod
+    def hyperparameter_names(cls) -> tuple[str, ...]:
+        """The constructor arguments that are saved: all but ``self`` and
+        :attr:`runtime_arguments`."""
+        parameters = inspect.signature(cls.__init__).parameters
+        return tuple(name for name in parameters if name not in ("self", *cls.runtime_arguments))
+
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor arguments (minus :attr:`runtime_arguments`) as JSON values."""
-        names = [
-            name
-            for name in inspect.signature(type(self).__init__).parameters
-            if name not in ("self", *self.runtime_arguments)
-        ]
         values: dict[str, Any] = {}
-        for name in names:
+        for name in self.hyperparameter_names():
             value = schedule_to_json(getattr(self, name))
             values[name] = list(value) if isinstance(value, tuple) else value
         return values
@@ -573,6 +625,7 @@ class BaseAgent(ABC):
             self.obs_rms.count = float(params["obs_rms.count"])
 
     def _saved_agent(self) -> SavedAgent:
+        system_info, _ = get_system_info(print_info=False)
         return SavedAgent(
             cls=type(self).__name__,
             hyperparameters=self.hyperparameters(),
@@ -580,14 +633,64 @@ class BaseAgent(ABC):
             action_space=describe_space(self.action_space),
             num_timesteps=self.num_timesteps,
             tensors=self.get_parameters(),
+            extra={"system_info": {"jacrl": jacrl.__version__, **system_info}},
         )
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the agent to a zip (``meta.json`` + ``weights.pt``, never pickle), atomically.
+    @overload
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> Path: ...
 
-        :return: the file written (``.zip`` is added to a name without suffix).
+    @overload
+    def save(
+        self,
+        path: io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None: ...
+
+    def save(
+        self,
+        path: str | os.PathLike[str] | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> Path | None:
+        """Write the agent to a zip (``meta.json`` + ``weights.pt``, never pickle): to a path,
+        atomically, or into an open binary file (SB3's signature).
+
+        What is saved: the hyperparameters, the weights, the observation statistics and the step
+        count. Runtime settings (the env, ``tensorboard_log``, ``seed``, ``device``, ``verbose``)
+        never are; ``load`` takes them as arguments.
+
+        :param exclude: hyperparameters to leave out (``load`` then takes the constructor's
+            default, or a value passed to ``load``); runtime settings may be named too (a no-op,
+            as SB3 users write ``exclude=["tensorboard_log"]``).
+        :param include: SB3 saves what it can pickle and lets ``include`` add what it leaves out;
+            jacrl already saves everything it can without pickle, so ``include`` may name only
+            hyperparameters, and anything else (the env, a buffer) is refused.
+        :return: the file written (``.zip`` is added to a name without suffix), or ``None`` for a
+            file object.
+        :raises ConfigError: for a name ``exclude`` or ``include`` cannot take.
         """
-        return write_agent(path, self._saved_agent(), jacrl.__version__)
+        saved = self._saved_agent()
+        names = self.hyperparameter_names()
+        for name in include or ():
+            if name not in names:
+                raise ConfigError(
+                    f"include={name!r}: {type(self).__name__} cannot save it without pickle; it "
+                    f"saves its hyperparameters {names}, weights and observation statistics"
+                )
+        for name in exclude or ():
+            if name not in (*names, *self.runtime_arguments):
+                raise ConfigError(
+                    f"exclude={name!r} is not a hyperparameter of {type(self).__name__}; "
+                    f"accepted: {names} (the weights and observation statistics are always saved)"
+                )
+            saved.hyperparameters.pop(name, None)
+        return write_agent(path, saved, jacrl.__version__)
 
     # ----------------------------------------------------------------------------------------
     # Training checkpoints (same file format, plus the state a resumed run needs)
@@ -597,7 +700,14 @@ class BaseAgent(ABC):
         optimizer and counters (calling ``super()``)."""
         tensors, rng = rng_state()
         episodes = list(self.ep_info_buffer)  # rollout/ep_rew_mean continues across a resume
-        return tensors, {"rng": rng, "total_timesteps": self._total_timesteps, "episodes": episodes}
+        extra = {"rng": rng, "total_timesteps": self._total_timesteps, "episodes": episodes}
+        if replayable(self.env) and self._last_obs is not None:
+            assert self.env is not None
+            in_progress, extra["episodes_in_progress"] = save_episodes(
+                self.env, self._last_obs, self._last_episode_starts
+            )
+            tensors.update(in_progress)
+        return tensors, extra
 
     def _load_training_state(self, tensors: dict[str, torch.Tensor], extra: dict[str, Any]) -> None:
         """Inverse of :meth:`_training_state`."""
@@ -610,7 +720,7 @@ class BaseAgent(ABC):
         saved = self._saved_agent()
         tensors, extra = self._training_state()
         saved.tensors.update(tensors)
-        saved.extra = {"training": extra}
+        saved.extra["training"] = extra
         return write_agent(path, saved, jacrl.__version__)
 
     @staticmethod
@@ -626,7 +736,9 @@ class BaseAgent(ABC):
         return file if file.suffix else file.with_suffix(".zip")
 
     def _resume(self, path: Path, total_timesteps: int) -> None:
-        saved = read_agent(path, type(self).__name__)
+        saved = read_agent(
+            path, type(self).__name__, self.hyperparameter_names(), self.runtime_arguments
+        )
         training = saved.extra.get("training")
         if training is None:
             raise CheckpointError(f"{path} is a saved agent, not a training checkpoint")
@@ -642,8 +754,26 @@ class BaseAgent(ABC):
         self.set_parameters(saved.tensors)
         self.num_timesteps = saved.num_timesteps
         self._load_training_state(saved.tensors, training)
-        self._restart_episodes()
+        self._continue_episodes(path, saved.tensors, training)
         self._purge_logged_after(self.num_timesteps)
+
+    def _continue_episodes(
+        self, path: Path, tensors: dict[str, torch.Tensor], training: dict[str, Any]
+    ) -> None:
+        """Bring the envs back into the episodes in progress at the checkpoint (by replay), or
+        restart them as the run that wrote it did at its checkpoints."""
+        assert self.env is not None
+        if "episodes_in_progress" not in training:
+            self._restart_episodes()
+        elif not replayable(self.env):
+            raise CheckpointError(
+                f"{path} was written on envs jacrl built, whose episodes in progress it restores "
+                "by replay; resume with the env id (or a gymnasium.Env), not a VecEnv"
+            )
+        else:
+            self._last_obs, self._last_episode_starts = restore_episodes(
+                self.env, tensors, training["episodes_in_progress"]
+            )
 
     def _purge_logged_after(self, step: int) -> None:
         """Make TensorBoard hide what a killed run logged after its last checkpoint.
@@ -669,22 +799,60 @@ class BaseAgent(ABC):
     @classmethod
     def load(
         cls: type[AgentT],
-        path: str | os.PathLike[str],
-        env: gym.Env | VecEnv | str | None = None,
+        path: str | os.PathLike[str] | io.BufferedIOBase,
+        env: AnyEnv | None = None,
         device: torch.device | str = "auto",
+        custom_objects: Mapping[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
         **kwargs: Any,
     ) -> AgentT:
-        """Rebuild an agent saved with :meth:`save`.
+        """Rebuild an agent saved with :meth:`save` (SB3's signature).
 
-        :param env: the env to continue training on (its spaces must match the saved ones);
-            ``None`` gives an agent that can only ``predict``.
-        :param kwargs: runtime settings (``tensorboard_log``, ``verbose``, ``seed``) or
+        :param path: the file (``.zip`` may be left off) or an open binary file.
+        :param env: the env to continue training on (its spaces must match the saved ones; its
+            number of envs replaces the saved ``n_envs``); ``None`` gives an agent that can only
+            ``predict`` until :meth:`set_env`.
+        :param device: as for the constructor (``"auto"`` is the CPU).
+        :param custom_objects: saved hyperparameters to replace, by name (SB3: values used instead
+            of what the file holds); each is checked as a constructor argument is.
+        :param print_system_info: print this system's versions (SB3's ``get_system_info``) and
+            those the agent was saved with.
+        :param force_reset: SB3 resets the env before the next ``learn`` unless this is
+            ``False`` and the saved last observation is reused; a jacrl file holds no last
+            observation (it belongs to env state, which cannot be saved without pickle), so a
+            loaded agent always starts with a reset, whatever this says.
+        :param kwargs: runtime settings (``tensorboard_log``, ``verbose``, ``seed``) or more
             hyperparameter overrides.
         :raises CheckpointError: truncated/corrupt file, missing member, newer format, another
             agent class, or an env whose spaces differ from the saved ones.
+        :raises ConfigError: for a name in ``custom_objects`` or ``kwargs`` that the agent does
+            not take, or a value its constructor refuses.
         """
-        saved = read_agent(path, cls.__name__)
+        saved = read_agent(path, cls.__name__, cls.hyperparameter_names(), cls.runtime_arguments)
+        if print_system_info:
+            print(f"== CURRENT SYSTEM INFO ==\n- jacrl: {jacrl.__version__}")
+            get_system_info(print_info=True)
+            print("== SAVED MODEL SYSTEM INFO ==")
+            saved_info = saved.extra.get("system_info", {"system info": "not recorded"})
+            print("\n".join(f"- {key}: {value}" for key, value in saved_info.items()))
+        names = cls.hyperparameter_names()
+        unknown = sorted(set(custom_objects or {}) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"custom_objects: {unknown} are not hyperparameters of {cls.__name__}; "
+                f"accepted: {names}"
+            )
+        passed_by_load = ("env", "device", "observation_space", "action_space")
+        settings = tuple(name for name in cls.runtime_arguments if name not in passed_by_load)
+        unknown = sorted(set(kwargs) - {*names, *settings})
+        if unknown:
+            raise ConfigError(
+                f"{cls.__name__}.load got {unknown}; it takes the hyperparameters {names} and the "
+                f"settings {settings} as keyword arguments"
+            )
         hyperparameters = {k: schedule_from_json(v) for k, v in saved.hyperparameters.items()}
+        hyperparameters.update(custom_objects or {})
         hyperparameters.update(kwargs)
         vec_env = None
         if env is not None:
@@ -703,3 +871,31 @@ class BaseAgent(ABC):
         agent.set_parameters(saved.tensors)
         agent.num_timesteps = saved.num_timesteps
         return agent
+
+    def set_env(self, env: AnyEnv, force_reset: bool = True) -> None:
+        """Train on ``env`` from now on (SB3's ``set_env``): it is wrapped as the constructor
+        wraps one, and must have the agent's spaces and number of envs (to change that number,
+        ``load(path, env)``, which rebuilds the agent).
+
+        :param force_reset: reset the env before the next ``learn`` (SB3's default); ``False``
+            keeps the last observation, for an env that continues where the old one stopped.
+        :raises JacrlError: for another number of envs or other spaces.
+        """
+        vec_env = self.wrap_env(env, self.n_envs if isinstance(env, str) else 1, self.seed)
+        if vec_env.num_envs != self.n_envs:
+            raise JacrlError(
+                f"set_env: the env has {vec_env.num_envs} envs and {type(self).__name__} was built "
+                f"for n_envs={self.n_envs}; set_env needs the same number. To use another, "
+                f"{type(self).__name__}.load(path, env) after save(path)"
+            )
+        for what, space, expected in (
+            ("observation", vec_env.observation_space, self.observation_space),
+            ("action", vec_env.action_space, self.action_space),
+        ):
+            if space != expected:  # SB3's check_for_correct_spaces
+                raise UnsupportedSpaceError(
+                    f"set_env: the env's {what} space {space} is not the agent's {expected}"
+                )
+        if force_reset:
+            self._last_obs = None
+        self.env = vec_env

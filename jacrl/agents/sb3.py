@@ -1,46 +1,154 @@
-"""Stable-Baselines3 baselines (PPO, A2C, DQN) built from jacrl's presets.
+"""Stable-Baselines3 baselines (PPO, A2C, DQN, SAC, TD3) built from jacrl's presets.
 
-They receive exactly the rewards the Jacobian agent receives, log the same TensorBoard keys (SB3's
+They receive exactly the rewards the Jacobian agents receive, log the same TensorBoard keys (SB3's
 own), and save to the same run-folder layout, so ``jacrl compare`` can lay them side by side.
+The presets are rl-baselines3-zoo's, in its notation, which :func:`constructor_kwargs` turns into
+SB3 constructor arguments the way the zoo does — but without ``eval``: the zoo's
+``policy_kwargs: "dict(net_arch=[64, 64])"`` strings are parsed as literals, and its
+``noise_type``/``noise_std`` pair becomes the action-noise object it names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import ast
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, get_args
 
-import torch.nn as nn
+import numpy as np
 from gymnasium import spaces
-from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.noise import (
+    ActionNoise,
+    NormalActionNoise,
+    OrnsteinUhlenbeckActionNoise,
+)
 from stable_baselines3.common.vec_env import VecEnv
 
-from jacrl.common.errors import ConfigError, UnsupportedSpaceError
+from jacrl.agents.registry import get_agent
+from jacrl.common.errors import ConfigError
+from jacrl.common.torch_activations import torch_activation
+from jacrl.presets import resolve_schedules
 
-SB3_ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
-
-# policy_kwargs may name an activation as a string in YAML ("tanh"); SB3 wants the class.
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "elu": nn.ELU,
-    "leaky_relu": nn.LeakyReLU,
-    "gelu": nn.GELU,
-}
+NoiseType = Literal["normal", "ornstein-uhlenbeck"]
+"""The zoo's ``noise_type`` values: Gaussian, or Ornstein-Uhlenbeck (temporally correlated)."""
 
 
-def _policy_kwargs(raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def parse_kwargs_text(text: str, option: str) -> dict[str, Any]:
+    """Read a zoo keyword string such as ``"dict(log_std_init=-3, net_arch=[400, 300])"``.
+
+    The zoo ``eval``s these; jacrl reads files without executing code from them, so only
+    literals are accepted — numbers, strings, booleans, ``None``, lists, tuples, ``{...}`` and
+    ``dict(...)`` — plus a name (``nn.ReLU``) as the value of ``activation_fn``.
+
+    :param option: the option being read, for error messages.
+    :raises ConfigError: for anything else (a call, an arithmetic expression, a bare name).
+    """
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ConfigError(f"{option}={text!r} is not a dict(...) expression: {exc.msg}") from None
+    value = _literal(tree.body, option, text)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{option}={text!r} must be a dict(...) or {{...}}, not {value!r}")
+    return value
+
+
+def _literal(node: ast.expr, option: str, text: str, name_ok: bool = False) -> Any:
+    """The value of one literal node; see :func:`parse_kwargs_text` for what is allowed."""
+    match node:
+        case ast.Constant(value=value) if value is None or isinstance(
+            value, bool | int | float | str
+        ):
+            return value
+        case ast.UnaryOp(op=ast.USub() | ast.UAdd() as sign, operand=ast.Constant(value=number)):
+            if isinstance(number, int | float) and not isinstance(number, bool):
+                return -number if isinstance(sign, ast.USub) else number
+        case ast.List(elts=items):
+            return [_literal(item, option, text) for item in items]
+        case ast.Tuple(elts=items):
+            return tuple(_literal(item, option, text) for item in items)
+        case ast.Dict(keys=keys, values=values):
+            names = [k.value if isinstance(k, ast.Constant) else None for k in keys]
+            if all(isinstance(name, str) for name in names):
+                return _mapping(zip(names, values, strict=True), option, text)
+        case ast.Call(func=ast.Name(id="dict"), args=[], keywords=keywords):
+            if all(kw.arg is not None for kw in keywords):
+                return _mapping(((kw.arg, kw.value) for kw in keywords), option, text)
+        case ast.Name() | ast.Attribute() if name_ok:
+            return ast.unparse(node)
+    raise ConfigError(
+        f"{option}={text!r}: {ast.unparse(node)!r} is not a literal; accepted: numbers, "
+        "strings, booleans, None, lists, tuples, dict(...) and {...}, and a name such as nn.ReLU "
+        "as activation_fn (the file is read, not executed)"
+    )
+
+
+def _mapping(items: Iterable[tuple[Any, ast.expr]], option: str, text: str) -> dict[str, Any]:
+    """The entries of ``{...}`` or ``dict(...)``; ``activation_fn`` alone may be a name."""
+    return {
+        key: _literal(value, option, text, name_ok=key == "activation_fn") for key, value in items
+    }
+
+
+def _policy_kwargs(raw: Mapping[str, Any] | str | None) -> dict[str, Any] | None:
+    """``policy_kwargs`` as SB3 takes it: a zoo string parsed, ``activation_fn`` a class."""
     if raw is None:
         return None
-    kwargs = dict(raw)
+    kwargs = parse_kwargs_text(raw, "policy_kwargs") if isinstance(raw, str) else dict(raw)
     name = kwargs.get("activation_fn")
     if isinstance(name, str):
-        key = name.lower().removeprefix("nn.")
-        if key not in _ACTIVATIONS:
-            raise ConfigError(
-                f"policy_kwargs.activation_fn={name!r} is unknown; accepted: {sorted(_ACTIVATIONS)}"
-            )
-        kwargs["activation_fn"] = _ACTIVATIONS[key]
+        kwargs["activation_fn"] = torch_activation(name, "policy_kwargs.activation_fn")
+    return kwargs
+
+
+def _action_noise(noise_type: Any, noise_std: Any, action_space: spaces.Space) -> ActionNoise:
+    """The zoo's ``noise_type``/``noise_std``: zero-mean noise of that std on every action.
+
+    SB3 adds it to the actions scaled to [-1, 1], so the std is a fraction of the half-range.
+    """
+    if noise_type not in get_args(NoiseType):
+        raise ConfigError(f"noise_type={noise_type!r}: expected one of {get_args(NoiseType)}")
+    if noise_std is None:
+        raise ConfigError(f"noise_type={noise_type!r} needs noise_std (the noise's std)")
+    if not isinstance(action_space, spaces.Box):
+        raise ConfigError(f"action noise needs a Box action space, the env has {action_space}")
+    shape = action_space.shape
+    try:
+        sigma = np.broadcast_to(np.asarray(noise_std, dtype=float), shape).copy()
+    except ValueError:
+        raise ConfigError(
+            f"noise_std={noise_std!r}: expected a number or one per action dimension {shape}"
+        ) from None
+    if not np.all(np.isfinite(sigma)) or np.any(sigma < 0):
+        raise ConfigError(f"noise_std={noise_std!r} must be finite and non-negative")
+    if noise_type == "normal":
+        return NormalActionNoise(mean=np.zeros(shape), sigma=sigma)
+    return OrnsteinUhlenbeckActionNoise(mean=np.zeros(shape), sigma=sigma)
+
+
+def constructor_kwargs(hp: Mapping[str, Any], action_space: spaces.Space) -> dict[str, Any]:
+    """Preset hyperparameters (zoo notation) → keyword arguments of an SB3 constructor.
+
+    - ``lin_<x>`` values become linear schedules (:func:`jacrl.presets.resolve_schedules`);
+    - ``policy_kwargs`` may be the zoo's ``"dict(...)"`` string, ``activation_fn`` a name;
+    - ``noise_type`` + ``noise_std`` become ``action_noise`` (TD3, SAC);
+    - ``train_freq: [1, "episode"]`` (a YAML list) becomes the tuple SB3 expects.
+
+    ``policy`` is left in; :func:`make_sb3_agent` defaults it to ``"MlpPolicy"``.
+
+    :raises ConfigError: for a malformed value of any of these.
+    """
+    kwargs = resolve_schedules(hp)
+    if "policy_kwargs" in kwargs:
+        kwargs["policy_kwargs"] = _policy_kwargs(kwargs["policy_kwargs"])
+    if "noise_type" in kwargs or "noise_std" in kwargs:
+        if "action_noise" in kwargs:
+            raise ConfigError("give either action_noise or noise_type/noise_std, not both")
+        kwargs["action_noise"] = _action_noise(
+            kwargs.pop("noise_type", None), kwargs.pop("noise_std", None), action_space
+        )
+    if isinstance(kwargs.get("train_freq"), list):
+        kwargs["train_freq"] = tuple(kwargs["train_freq"])
     return kwargs
 
 
@@ -52,24 +160,20 @@ def make_sb3_agent(
     verbose: int = 0,
     device: str = "auto",
 ) -> BaseAlgorithm:
-    """Build an SB3 ``algo`` ("ppo", "a2c" or "dqn") on ``env`` with preset hyperparameters.
+    """Build the SB3 agent registered as ``algo`` on ``env`` with preset hyperparameters.
 
-    :param hp: constructor keyword arguments (already resolved: schedules as callables); ``policy``
-        defaults to ``"MlpPolicy"``; ``policy_kwargs.activation_fn`` may be a name.
-    :raises ConfigError: for an unknown algorithm or hyperparameter.
-    :raises UnsupportedSpaceError: DQN on a non-Discrete action space.
+    :param algo: an ``"sb3"`` entry of :data:`jacrl.agents.registry.AGENTS` (``ppo``, ``sac``…).
+    :param hp: preset hyperparameters in zoo notation (see :func:`constructor_kwargs`).
+    :raises ConfigError: for an unknown or non-SB3 agent, or a hyperparameter SB3 rejects.
+    :raises UnsupportedSpaceError: for an action space the algorithm cannot act in.
     """
-    if algo not in SB3_ALGORITHMS:
-        raise ConfigError(f"unknown SB3 algorithm '{algo}'; accepted: {sorted(SB3_ALGORITHMS)}")
-    if algo == "dqn" and not isinstance(env.action_space, spaces.Discrete):
-        raise UnsupportedSpaceError(
-            f"DQN needs a Discrete action space, the env has {env.action_space}; "
-            "use ppo or a2c for continuous actions"
-        )
-    kwargs = dict(hp or {})
+    entry = get_agent(algo)
+    if entry.family != "sb3":
+        raise ConfigError(f"agent '{algo}' is not a Stable-Baselines3 algorithm")
+    entry.check_action_space(env.action_space, "the given env")
+    kwargs = constructor_kwargs(hp or {}, env.action_space)
     policy = kwargs.pop("policy", "MlpPolicy")
-    kwargs["policy_kwargs"] = _policy_kwargs(kwargs.get("policy_kwargs"))
-    cls = SB3_ALGORITHMS[algo]
+    cls = entry.cls
     try:
         return cls(policy, env, seed=seed, verbose=verbose, device=device, **kwargs)
     except TypeError as exc:

@@ -3,9 +3,10 @@
 For the 784-50-10 sigmoid/softmax network of seed 002 (and any d-h-c width), this package gives
 the loss and its Hessian-vector products (:mod:`~jacrl.analysis.hessian`), the dense Df with
 its 4 × 4 block structure (:mod:`~jacrl.analysis.iteration_jacobian`), Lanczos estimates of the
-spectrum's ends (:mod:`~jacrl.analysis.spectrum`), the stability verdict (:mod:`~jacrl.analysis.stability`),
-tracking over training (:mod:`~jacrl.analysis.track`), figures (:mod:`~jacrl.analysis.plots`)
-and the ``jacrl analyze iteration-jacobian`` command (:mod:`~jacrl.analysis.cli`).
+spectrum's ends (:mod:`~jacrl.analysis.spectrum`), the stability verdict
+(:mod:`~jacrl.analysis.stability`), tracking over training (:mod:`~jacrl.analysis.track`),
+figures (:mod:`~jacrl.analysis.plots`) and the ``jacrl analyze iteration-jacobian`` command
+(:mod:`~jacrl.analysis.cli`).
 """
 
 from jacrl.analysis.analyze import Analysis, analyze

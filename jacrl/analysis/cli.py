@@ -1,6 +1,6 @@
 """``jacrl analyze iteration-jacobian``: seed 002's Df = I − α∇²L from the command line.
 
-The lead's CLI wires a subparser to :func:`add_arguments` and calls :func:`run`::
+The ``jacrl`` command (:mod:`jacrl.cli`) mounts it with :func:`add_arguments` and :func:`run`::
 
     jacrl analyze iteration-jacobian --dataset digits --hidden 50 --lr 0.1 --dense
     jacrl analyze iteration-jacobian --dataset digits --track --steps 2000 --every 50
@@ -13,6 +13,7 @@ sharpness curve) to ``--out`` and TensorBoard scalars to ``<logdir>/analysis/<ru
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from jacrl.analysis.hessian import FullBatchLoss
 from jacrl.analysis.network import ParamLayout, init_params
 from jacrl.analysis.plots import plot_block_norms, plot_sharpness, plot_spectrum
 from jacrl.analysis.track import track
-from jacrl.common.errors import JacrlError
+from jacrl.common.errors import ConfigError, JacrlError
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 CPU_DENSE_LIMIT_BYTES = 4 * 2**30
@@ -77,8 +78,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--logdir", default="runs", help="TensorBoard root")
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse values that mean nothing before any work: a step size that is not a positive
+    finite number (2/α is the stability threshold), counts below 1.
+
+    :raises ConfigError: naming the option and what is accepted.
+    """
+    if not math.isfinite(args.lr) or args.lr <= 0:
+        raise ConfigError(f"--lr {args.lr:g}: the step size α must be a positive finite number")
+    counts = {"--hidden": args.hidden, "--steps": args.steps, "--every": args.every}
+    counts["--probes"] = args.probes
+    if args.batch_size is not None:
+        counts["--batch-size"] = args.batch_size
+    for option, value in counts.items():
+        if value < 1:
+            raise ConfigError(f"{option} {value}: expected a positive whole number")
+
+
 def run(args: argparse.Namespace) -> int:
     """Analyse Df at the initial θ, or after ``--steps`` GD steps with ``--track``; 0 on success."""
+    check_arguments(args)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise JacrlError("--device cuda was asked for but torch sees no CUDA device; use cpu")
     batch = load_batch(

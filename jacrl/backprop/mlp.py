@@ -32,9 +32,10 @@ import numpy as np
 
 from jacrl.common.errors import JacrlError
 
-__all__ = ["MLP", "Activation", "ForwardCache", "Gradients", "softmax_cross_entropy"]
+__all__ = ["MLP", "ForwardCache", "Gradients", "HiddenActivation", "softmax_cross_entropy"]
 
-Activation = Literal["sigmoid", "tanh", "relu"]
+HiddenActivation = Literal["sigmoid", "tanh", "relu"]
+"""σ of the hidden layers (the output layer is linear)."""
 
 
 def _sigmoid(u: np.ndarray) -> np.ndarray:
@@ -49,7 +50,7 @@ def _sigmoid_grad(u: np.ndarray) -> np.ndarray:
 
 
 # σ and σ′, both as functions of the pre-activation U = Z W + b
-_ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], ...]] = {
+_SIGMA_AND_DERIVATIVE: dict[HiddenActivation, tuple[Callable[[np.ndarray], np.ndarray], ...]] = {
     "sigmoid": (_sigmoid, _sigmoid_grad),
     "tanh": (np.tanh, lambda u: 1.0 - np.tanh(u) ** 2),
     "relu": (lambda u: np.maximum(u, 0.0), lambda u: (u > 0).astype(u.dtype)),
@@ -105,22 +106,22 @@ class MLP:
     def __init__(
         self,
         sizes: Sequence[int],
-        activation: Activation = "sigmoid",
+        activation: HiddenActivation = "sigmoid",
         bias: bool = True,
         seed: int | None = None,
         dtype: type[np.floating] = np.float64,
     ) -> None:
         if len(sizes) < 2 or any(int(n) != n or n < 1 for n in sizes):
             raise JacrlError(f"sizes must be >= 2 positive integers (input … classes), got {sizes}")
-        if activation not in _ACTIVATIONS:
+        if activation not in _SIGMA_AND_DERIVATIVE:
             raise JacrlError(
-                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
+                f"activation must be one of {sorted(_SIGMA_AND_DERIVATIVE)}, got {activation!r}"
             )
         self.sizes = tuple(int(n) for n in sizes)
         self.activation = activation
         self.bias = bias
         self.dtype = np.dtype(dtype)
-        self._sigma, self._sigma_grad = _ACTIVATIONS[activation]
+        self._sigma, self._sigma_grad = _SIGMA_AND_DERIVATIVE[activation]
         rng = np.random.default_rng(seed)
         gain = np.sqrt(6.0) if activation == "relu" else np.sqrt(3.0)  # He / Glorot uniform
         self.weights: list[np.ndarray] = []

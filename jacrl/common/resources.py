@@ -1,9 +1,9 @@
 """Where jacrl's YAML files live: inside the wheel, or at the top of a source checkout.
 
 The env specs (``envs/``) and agent presets (``agents/``) sit at the top of the repository
-(design.md §4) so a user can read and add them; the wheel copies them to ``jacrl/_data/``
-(``pyproject.toml``, hatch ``force-include``). An editable install has no ``_data`` folder, so
-we fall back to the checkout.
+(docs/architecture.md, "Layout") so a user can read and add them; the wheel copies them to
+``jacrl/_data/`` (``pyproject.toml``, hatch ``force-include``). An editable install has no
+``_data`` folder, so we fall back to the checkout.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ A file holds two members:
 
 Files are written atomically: a temporary file in the destination directory, flushed and
 ``fsync``-ed, then :func:`os.replace`-d over the target, so a crash (even SIGKILL) mid-save leaves
-either the old file or the new one, never a torn one.
+either the old file or the new one, never a torn one. An open binary file (SB3's ``save`` and
+``load`` take one too) is written and read in place.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, overload
 
 import numpy as np
 import torch
@@ -35,6 +36,8 @@ from jacrl.common.atomic import write_atomically
 from jacrl.common.errors import CheckpointError
 
 FORMAT_VERSION = 1
+#: an open binary file, as SB3's save and load take one
+BinaryFile = BinaryIO | io.BufferedIOBase
 META_MEMBER = "meta.json"
 WEIGHTS_MEMBER = "weights.pt"
 
@@ -111,14 +114,18 @@ def check_space_matches(what: str, saved: Mapping[str, Any], space: spaces.Space
         )
 
 
-def write_agent(path: str | os.PathLike[str], saved: SavedAgent, jacrl_version: str) -> Path:
-    """Write ``saved`` to ``path`` atomically; adds ``.zip`` when the name has no suffix.
+@overload
+def write_agent(path: str | os.PathLike[str], saved: SavedAgent, jacrl_version: str) -> Path: ...
+@overload
+def write_agent(path: BinaryFile, saved: SavedAgent, jacrl_version: str) -> None: ...
+def write_agent(
+    path: str | os.PathLike[str] | BinaryFile, saved: SavedAgent, jacrl_version: str
+) -> Path | None:
+    """Write ``saved`` to ``path`` atomically (``.zip`` added when the name has no suffix), or
+    into an open binary file.
 
-    :return: the path written.
+    :return: the path written, or ``None`` for a file.
     """
-    target = Path(path)
-    if target.suffix == "":
-        target = target.with_suffix(".zip")
     meta = {
         "format_version": FORMAT_VERSION,
         "class": saved.cls,
@@ -132,26 +139,45 @@ def write_agent(path: str | os.PathLike[str], saved: SavedAgent, jacrl_version: 
     weights = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in saved.tensors.items()}, weights)
 
-    def write(file: BinaryIO) -> None:
+    def write(file: BinaryFile) -> None:
         with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(META_MEMBER, json.dumps(meta, indent=2, allow_nan=False))
             archive.writestr(WEIGHTS_MEMBER, weights.getvalue())
 
-    return write_atomically(target, write)
+    if not isinstance(path, (str, os.PathLike)):
+        write(path)
+        return None
+    target = Path(path)
+    return write_atomically(target if target.suffix else target.with_suffix(".zip"), write)
 
 
-def read_agent(path: str | os.PathLike[str], expected_cls: str) -> SavedAgent:
-    """Read and validate a file written by :func:`write_agent`.
+def read_agent(
+    path: str | os.PathLike[str] | BinaryFile,
+    expected_cls: str,
+    hyperparameters: Sequence[str] | None = None,
+    runtime: Sequence[str] = (),
+) -> SavedAgent:
+    """Read and validate a file written by :func:`write_agent` (a path or an open binary file).
 
     :param expected_cls: the class name the caller will build; another class's file is refused.
+    :param hyperparameters: the names the file may set (the class's constructor arguments);
+        ``None`` accepts any.
+    :param runtime: the class's runtime settings (``tensorboard_log``, ``device``…): a file sets
+        hyperparameters only, so one naming a runtime setting is refused — a crafted file could
+        otherwise choose where TensorBoard writes, or the device.
     :raises CheckpointError: missing, truncated or corrupt file, missing member, a format newer
-        than this jacrl reads, or a file saved by another agent class.
+        than this jacrl reads, a file saved by another agent class, or one that sets a runtime
+        setting or an unknown name.
     """
-    source = Path(path)
-    if not source.is_file() and source.suffix == "" and source.with_suffix(".zip").is_file():
-        source = source.with_suffix(".zip")
-    if not source.is_file():
-        raise CheckpointError(f"no saved agent at {source}")
+    source: Path | BinaryFile
+    if isinstance(path, (str, os.PathLike)):
+        source = Path(path)
+        if not source.is_file() and source.suffix == "" and source.with_suffix(".zip").is_file():
+            source = source.with_suffix(".zip")
+        if not source.is_file():
+            raise CheckpointError(f"no saved agent at {source}")
+    else:
+        source = path
     try:
         with zipfile.ZipFile(source) as archive:
             names = set(archive.namelist())
@@ -191,7 +217,7 @@ def read_agent(path: str | os.PathLike[str], expected_cls: str) -> SavedAgent:
     ):
         raise CheckpointError(f"{source}: {WEIGHTS_MEMBER} is not a flat name -> tensor mapping")
     try:
-        return SavedAgent(
+        saved = SavedAgent(
             cls=meta["class"],
             hyperparameters=dict(meta["hyperparameters"]),
             observation_space=dict(meta["observation_space"]),
@@ -202,3 +228,28 @@ def read_agent(path: str | os.PathLike[str], expected_cls: str) -> SavedAgent:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{source}: {META_MEMBER} lacks a field: {exc}") from exc
+    if hyperparameters is not None:
+        _check_names(source, expected_cls, saved.hyperparameters, hyperparameters, runtime)
+    return saved
+
+
+def _check_names(
+    source: object,
+    cls: str,
+    saved: Mapping[str, Any],
+    accepted: Sequence[str],
+    runtime: Sequence[str],
+) -> None:
+    """Refuse a file whose hyperparameters name a runtime setting or an unknown argument."""
+    settings = sorted(set(saved) & set(runtime))
+    if settings:
+        raise CheckpointError(
+            f"{source}: {META_MEMBER} sets {settings}, a runtime setting, not a hyperparameter; "
+            f"a saved {cls} sets hyperparameters only (pass runtime settings to load)"
+        )
+    unknown = sorted(set(saved) - set(accepted))
+    if unknown:
+        raise CheckpointError(
+            f"{source}: {META_MEMBER} sets {unknown}, which {cls} does not take (saved by another "
+            f"version of jacrl?); its hyperparameters: {', '.join(accepted)}"
+        )

@@ -9,10 +9,12 @@ connection live for the ``with`` block) with ``slots``, the runs they hold at on
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import signal
+import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -23,17 +25,8 @@ from types import TracebackType
 from typing import Any
 
 from jacrl.common.errors import ConfigError
-from jacrl.compare.grid import (
-    CONFIG_FILE,
-    ERROR_FILE,
-    EVALUATIONS_FILE,
-    RESULT_FILE,
-    RunOutcome,
-    RunSpec,
-    TrainFn,
-    execute,
-    record_failure,
-)
+from jacrl.compare.grid import RunOutcome, RunSpec, TrainFn, execute, record_failure
+from jacrl.train import CONFIG_FILE, ERROR_FILE, EVALUATIONS_FILE, RESULT_FILE
 
 BACKENDS = ("local", "ray")
 
@@ -53,10 +46,35 @@ def init_worker() -> None:
     torch.set_num_threads(1)
 
 
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM (the parent stopping the grid) ends the run like an exception: the run folder's
+    lock is released on the way out, silently."""
+    raise SystemExit(128 + signum)
+
+
 def _run_in_child(send: Connection, spec: RunSpec, train_fn: TrainFn | None) -> None:
+    # Ctrl-C reaches the whole process group; the parent alone answers it (it stops the runs),
+    # so a child neither prints a traceback of its own nor dies holding its folder's lock
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop)
     init_worker()
     send.send(execute(spec, train_fn))
     send.close()
+
+
+@contextlib.contextmanager
+def _ignoring_ctrl_c() -> Iterator[None]:
+    """Ignore SIGINT while a child starts, so the child starts with it ignored (an ignored signal
+    stays ignored across ``exec``, and Python then installs no KeyboardInterrupt handler): a
+    Ctrl-C during the child's imports cannot give it a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _died(process: BaseProcess) -> str:
@@ -115,7 +133,8 @@ class LocalBackend:
                 spec = waiting.pop(0)
                 receive, send = context.Pipe(duplex=False)
                 child = context.Process(target=_run_in_child, args=(send, spec, train_fn))
-                child.start()
+                with _ignoring_ctrl_c():
+                    child.start()
                 send.close()  # the child holds the write end: EOF on receive if it dies
                 self._running[receive] = (child, spec)
             for ready in wait(list(self._running)):  # a result, or EOF if the child died

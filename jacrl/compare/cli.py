@@ -32,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = (
         "Train every agent on every env with seeds 0..N-1, then write summary.{md,csv,json},\n"
-        "learning-curve and final-score PNGs and README_results.md. Runs already finished are\n"
-        "skipped, so re-running the same command resumes an interrupted grid."
+        "learning-curve and final-score PNGs and README_results.md. Runs already finished with\n"
+        "the same configuration are skipped, so re-running the same command resumes an\n"
+        "interrupted grid; folders holding runs of another configuration are refused (--force)."
     )
     parser.epilog = "agents:\n  " + describe(VARIANTS).replace("\n", "\n  ")
     parser.add_argument("--env", required=True, type=_env_ids, help="env id(s), comma-separated")
@@ -76,6 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="report folder (default LOG_ROOT/compare/<envs>)"
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="retrain cells whose folders hold runs of another configuration, and replace a "
+        "report of another grid, moving the old ones aside to <name>.old-<time> (without it "
+        "both are refused)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -97,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         address=args.address,
         progress=not args.no_progress,
+        force=args.force,
     )
     print(markdown_table(result.rows))
     print("wrote:\n  " + "\n  ".join(str(p) for p in result.files))

@@ -3,9 +3,15 @@
 Each cell is a :class:`RunSpec`; :func:`execute` runs one in the current process and never raises
 for a failing run — it leaves ``error.txt`` (the traceback) and a ``result.json`` with
 ``"status": "failed"`` in the run folder, so one bad cell cannot sink a grid of hundreds.
-:func:`run_grid` skips cells that already finished (``result.json`` says ``"ok"`` for the same
-budget), so re-running an interrupted command resumes it, and hands the rest to a backend
-(:mod:`jacrl.compare.backends`: local processes or Ray tasks) under a progress bar.
+:func:`is_finished` tells a cell that already finished *with the configuration the cell asks for*
+(``result.json`` says ``"ok"`` and ``config.yaml``'s fingerprint is the one
+:func:`jacrl.train.run_config` gives for the cell: agent, preset and overrides, seed, budget,
+evaluation settings, versions), which :func:`jacrl.compare.runner.run_grid` skips, so re-running
+an interrupted command resumes it. A folder holding a run of another configuration is
+:func:`folder_conflict`: the grid refuses it rather than report it or train over it.
+
+:func:`execute` holds the run folder's lock (:mod:`jacrl.common.run_lock`) while it cleans,
+trains and records, and writes nothing into a folder another process holds.
 """
 
 from __future__ import annotations
@@ -17,26 +23,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from tqdm.auto import tqdm
-
+from jacrl.common.errors import JacrlError, RunFolderError
+from jacrl.common.run_lock import RunLock
 from jacrl.compare.scoring import EnvScoring
 from jacrl.compare.variants import SUPERVISED, resolve
+from jacrl.train import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    ERROR_FILE,
+    MODEL_FILE,
+    RESULT_FILE,
+    RunConfig,
+    config_differences,
+    finished_result,
+    read_config,
+    run_config,
+    run_dir_for,
+    train,
+)
 
 TrainFn = Callable[..., Any]
 """``jacrl.train.train`` or a stand-in with its signature (tests inject one)."""
-
-RESULT_FILE = "result.json"
-ERROR_FILE = "error.txt"
-EVALUATIONS_FILE = "evaluations.npz"
-CONFIG_FILE = "config.yaml"
 
 Status = Literal["ok", "failed", "skipped"]
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One cell of the grid: the agent name as listed (a variant), its base agent and overrides."""
+    """One cell of the grid: the agent name as listed (a variant), its base agent and overrides.
+
+    :param force: train even over a finished run of another configuration in the folder (which
+        ``train`` moves aside); set by ``jacrl compare --force`` for the cells that need it.
+    """
 
     name: str
     agent: str
@@ -47,12 +65,11 @@ class RunSpec:
     eval_episodes: int = 10
     log_root: str = "runs"
     hp: Mapping[str, Any] = field(default_factory=dict)
+    force: bool = False
 
     @property
     def run_dir(self) -> Path:
         """``<log_root>/<env>/<name>_<seed>``, the folder ``jacrl.train.train`` writes."""
-        from jacrl.train import run_dir_for
-
         return run_dir_for(self.log_root, self.env_id, self.name, self.seed)
 
     def train_kwargs(self) -> dict[str, Any]:
@@ -69,7 +86,19 @@ class RunSpec:
         }
         if self.name != self.agent:
             kwargs["run_name"] = self.name
+        if self.force:
+            kwargs["force"] = True
         return kwargs
+
+    def config(self) -> RunConfig:
+        """The configuration ``train`` resolves for this cell.
+
+        :raises JacrlError: for a cell ``train`` would refuse (it then records the failure).
+        """
+        kwargs = self.train_kwargs()
+        for key in ("log_root", "force"):
+            kwargs.pop(key, None)
+        return run_config(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -105,7 +134,7 @@ def build_grid(
     specs = []
     for env_id in env_ids:
         scoring = scorings[env_id]
-        episodes = eval_episodes or scoring.eval_episodes(default=10)
+        episodes = scoring.eval_episodes(default=10) if eval_episodes is None else eval_episodes
         env_names = [n for n in names if n != SUPERVISED or scoring.is_accuracy]
         if scoring.is_accuracy and SUPERVISED not in env_names:
             env_names.append(SUPERVISED)
@@ -118,27 +147,45 @@ def build_grid(
     return specs
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _found_config(spec: RunSpec) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return read_config(spec.run_dir)
+    except JacrlError:
+        return None
 
 
 def is_finished(spec: RunSpec) -> bool:
-    """The cell has a ``result.json`` with status ok, trained for the budget asked for now.
-
-    The budget is read from ``config.yaml`` (``n_timesteps``), not from ``result.json``'s
-    ``steps``, which vectorised agents round up to whole rollouts.
-    """
-    if _read_json(spec.run_dir / RESULT_FILE).get("status") != "ok":
+    """The cell's folder holds a finished run (``result.json`` status ok) of exactly the
+    configuration the cell asks for (``config.yaml``'s fingerprint, see the module docstring)."""
+    if finished_result(spec.run_dir) is None:
         return False
+    found = _found_config(spec)
     try:
-        config = yaml.safe_load((spec.run_dir / CONFIG_FILE).read_text())
-    except (OSError, yaml.YAMLError):
+        expected = spec.config()
+    except JacrlError:
         return False
-    return isinstance(config, dict) and config.get("n_timesteps") == spec.steps
+    return found is not None and found.get("fingerprint") == expected.fingerprint
+
+
+def folder_conflict(spec: RunSpec) -> str | None:
+    """Why the cell's folder cannot be trained into without ``--force`` (``None`` if it can):
+    it holds a finished run of another configuration, a model without a result, or a
+    checkpoint (``jacrl compare`` does not write checkpoints: it is another command's run)."""
+    run_dir = spec.run_dir
+    if (run_dir / CHECKPOINT_FILE).exists():
+        return f"{run_dir}: the checkpoint of an interrupted `jacrl train` run"
+    if finished_result(run_dir) is not None:
+        if is_finished(spec):
+            return None
+        found = _found_config(spec) or {}
+        try:
+            differences = config_differences(found, spec.config())
+        except JacrlError as exc:
+            differences = [str(exc)]
+        return f"{run_dir}: a finished run of another configuration ({'; '.join(differences)})"
+    if (run_dir / MODEL_FILE).exists():
+        return f"{run_dir}: a trained model without a result"
+    return None
 
 
 def record_failure(spec: RunSpec, trace: str) -> RunOutcome:
@@ -147,7 +194,7 @@ def record_failure(spec: RunSpec, trace: str) -> RunOutcome:
     error = lines[-1] if lines else "unknown error"
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     (spec.run_dir / ERROR_FILE).write_text(trace)
-    result = {
+    result: dict[str, Any] = {
         "agent": spec.agent,
         "run_name": spec.name,
         "env_id": spec.env_id,
@@ -156,105 +203,37 @@ def record_failure(spec: RunSpec, trace: str) -> RunOutcome:
         "status": "failed",
         "error": error,
     }
-    (spec.run_dir / RESULT_FILE).write_text(json.dumps(result, indent=2))
+    (spec.run_dir / RESULT_FILE).write_text(json.dumps(result, indent=2, allow_nan=False))
     return RunOutcome(spec, "failed", error)
 
 
 def execute(spec: RunSpec, train_fn: TrainFn | None = None) -> RunOutcome:
-    """Train one cell here and now; a failure is recorded, not raised.
+    """Train one cell here and now, holding its folder's lock; a failure is recorded, not
+    raised — except in a folder this cell may not write (another process holds it, or it holds
+    another run), which is left as it is.
 
     :param train_fn: ``None`` means ``jacrl.train.train``.
     """
-    from jacrl.train import train
+    try:
+        with RunLock(spec.run_dir):
+            return _execute_locked(spec, train_fn)
+    except RunFolderError as exc:
+        return RunOutcome(spec, "failed", f"{type(exc).__name__}: {exc}")
 
-    for stale in (ERROR_FILE, RESULT_FILE):  # from an earlier failed or interrupted attempt
-        (spec.run_dir / stale).unlink(missing_ok=True)
+
+def _execute_locked(spec: RunSpec, train_fn: TrainFn | None) -> RunOutcome:
+    if not spec.force:  # from an earlier failed or interrupted attempt (train clears the rest)
+        for stale in (ERROR_FILE, RESULT_FILE):
+            (spec.run_dir / stale).unlink(missing_ok=True)
     try:
         (train_fn or train)(**spec.train_kwargs())
         if not is_finished(spec):
             raise RuntimeError(
-                f"train returned without writing {RESULT_FILE} (status ok) and {CONFIG_FILE} "
-                f"(n_timesteps={spec.steps}) in {spec.run_dir}"
+                f"train returned without writing {RESULT_FILE} (status ok) and a {CONFIG_FILE} "
+                f"of this cell's configuration in {spec.run_dir}"
             )
+    except RunFolderError:
+        raise
     except Exception:
         return record_failure(spec, traceback.format_exc())
     return RunOutcome(spec, "ok")
-
-
-class GridProgress:
-    """A tqdm bar over the cells: done / running / failed / skipped, with tqdm's ETA.
-
-    "running" is the number of cells the backend's slots hold right now (unfinished cells, capped
-    by the slots); the ETA counts only cells trained in this invocation, not skipped ones.
-    """
-
-    def __init__(self, total: int, skipped: int, slots: int, enabled: bool = True) -> None:
-        self.done, self.failed, self.skipped = 0, 0, skipped
-        self.pending = total - skipped
-        self.slots = slots
-        self._bar = tqdm(total=total, initial=skipped, unit="run", desc="grid", disable=not enabled)
-        self._show()
-
-    def _show(self) -> None:
-        self._bar.set_postfix(
-            done=self.done,
-            running=min(self.pending, self.slots),
-            failed=self.failed,
-            skipped=self.skipped,
-        )
-
-    def record(self, outcome: RunOutcome) -> None:
-        """Count one finished cell; a failure is printed above the bar with its error."""
-        self.pending -= 1
-        if outcome.status == "failed":
-            self.failed += 1
-            spec = outcome.spec
-            self._bar.write(
-                f"failed: {spec.name} on {spec.env_id} seed {spec.seed}: {outcome.error} "
-                f"(traceback: {spec.run_dir / ERROR_FILE})"
-            )
-        else:
-            self.done += 1
-        self._show()
-        self._bar.update(1)
-
-    def close(self) -> None:
-        self._bar.close()
-
-
-def run_grid(
-    specs: Sequence[RunSpec],
-    *,
-    backend: str = "local",
-    workers: int | None = None,
-    address: str | None = None,
-    train_fn: TrainFn | None = None,
-    progress: bool = True,
-) -> list[RunOutcome]:
-    """Run every unfinished cell on ``backend`` (``"local"`` or ``"ray"``); outcomes of all cells.
-
-    :param workers: parallel runs (default: this machine's cores; with Ray and an ``address``, the
-        cluster's CPUs).
-    :param address: the Ray cluster to join (``"auto"``, ``"ray://host:10001"``); ``None`` starts
-        a local Ray instance.
-    """
-    from jacrl.compare.backends import make_backend
-
-    todo: list[RunSpec] = []
-    outcomes: list[RunOutcome] = []
-    for spec in specs:
-        if is_finished(spec):
-            outcomes.append(RunOutcome(spec, "skipped"))
-        else:
-            todo.append(spec)
-    if not todo:
-        return outcomes
-    with make_backend(backend, workers=workers, address=address, runs=len(todo)) as pool:
-        bar = GridProgress(len(specs), len(outcomes), pool.slots, enabled=progress)
-        try:
-            for outcome in pool.run(todo, train_fn):
-                bar.record(outcome)
-                outcomes.append(outcome)
-        finally:
-            bar.close()
-    return outcomes

@@ -6,19 +6,27 @@ time, so a resumed grid reports all its runs, not only the ones trained in the l
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from jacrl.common.errors import ConfigError
-from jacrl.compare.grid import RunOutcome, RunSpec, TrainFn, build_grid, run_grid
+from jacrl.agents.registry import env_action_space, get_agent
+from jacrl.common.errors import ConfigError, RunFolderError, UnsupportedSpaceError
+from jacrl.common.paths import inside_root
+from jacrl.compare.grid import RunOutcome, RunSpec, TrainFn, build_grid
 from jacrl.compare.plots import plot_final_scores, plot_learning_curves
+from jacrl.compare.policy_metrics import with_policy_metrics
 from jacrl.compare.report import SummaryRow, readme_section, summarize, write_summary
 from jacrl.compare.results import RunRecord, learning_curves, load_run
+from jacrl.compare.runner import run_grid
 from jacrl.compare.scoring import EnvScoring, env_scoring
+from jacrl.train import env_slug, move_aside
 
 README_FILE = "README_results.md"
+GRID_FILE = "grid.json"  # the grid a report folder summarises (its cells and the command)
 
 
 @dataclass(frozen=True)
@@ -34,14 +42,13 @@ class Comparison:
         return [o for o in self.outcomes if o.status == "failed"]
 
 
-def env_slug(env_id: str) -> str:
-    """An env id as a file-name part, the way run folders name it (``/`` → ``_``)."""
-    return env_id.replace("/", "_")
-
-
 def default_out(log_root: str, env_ids: Sequence[str]) -> Path:
-    """``<log_root>/compare/<env>[+<env>…]``: next to the runs it summarises."""
-    return Path(log_root) / "compare" / "+".join(env_slug(e) for e in env_ids)
+    """``<log_root>/compare/<env>[+<env>…]``: next to the runs it summarises.
+
+    :raises ConfigError: for env ids that would put it outside ``log_root``.
+    """
+    name = "+".join(env_slug(e) for e in env_ids)
+    return inside_root(log_root, "compare", name, what=f"the report of env ids {list(env_ids)}")
 
 
 def cli_command(
@@ -89,6 +96,7 @@ def compare(
     train_fn: TrainFn | None = None,
     progress: bool = True,
     random_state: int = 0,
+    force: bool = False,
 ) -> Comparison:
     """Train ``agents`` × ``env_ids`` × ``range(seeds)`` (finished runs skipped), then report.
 
@@ -99,11 +107,20 @@ def compare(
     :param out: where the summary, figures and ``README_results.md`` go (default
         :func:`default_out`).
     :param random_state: seed of every bootstrap in the report.
+    :param force: train cells whose folders hold runs of another configuration, and replace a
+        report of another grid in ``out``, moving the old ones aside (``<name>.old-<time>``);
+        without it both are refused before any run starts.
+    :raises RunFolderError: for such folders, without ``force``.
     """
     if seeds < 1 or steps < 1 or (eval_every is not None and eval_every < 1):
         raise ConfigError(
             f"--seeds, --steps and --eval-every must be positive, got {seeds}, {steps} and "
             f"{eval_every}"
+        )
+    if eval_episodes is not None and (isinstance(eval_episodes, bool) or eval_episodes < 1):
+        raise ConfigError(
+            f"eval_episodes={eval_episodes}: --eval-episodes must be a positive number of "
+            "episodes (or left out: 10, a bandit's whole held-out set)"
         )
     eval_every = eval_every or max(steps // 10, 1)
     scorings = {env_id: env_scoring(env_id) for env_id in env_ids}
@@ -117,18 +134,68 @@ def compare(
         eval_episodes=eval_episodes,
         log_root=log_root,
     )
-    outcomes = run_grid(
-        specs, backend=backend, workers=workers, address=address, train_fn=train_fn,
-        progress=progress,
-    )  # fmt: skip
+    check_action_spaces(specs)
     command = cli_command(
         env_ids, agents, seeds=seeds, steps=steps, eval_every=eval_every,
         eval_episodes=eval_episodes, log_root=log_root, backend=backend,
     )  # fmt: skip
-    rows, files = write_report(
-        specs, scorings, out or default_out(log_root, env_ids), command, random_state
+    out = out or default_out(log_root, env_ids)
+    grid = grid_identity(specs, command)
+    check_report_folder(out, grid, force)
+    outcomes = run_grid(
+        specs, backend=backend, workers=workers, address=address, train_fn=train_fn,
+        progress=progress, force=force,
+    )  # fmt: skip
+    rows, files = write_report(specs, scorings, out, command, random_state)
+    (out / GRID_FILE).write_text(json.dumps(grid, indent=2, allow_nan=False))
+    return Comparison(outcomes, rows, [*files, out / GRID_FILE])
+
+
+def grid_identity(specs: Sequence[RunSpec], command: str) -> dict[str, Any]:
+    """What a report summarises: the command, and every cell (``grid.json``)."""
+    cells = [{k: v for k, v in asdict(spec).items() if k != "force"} for spec in specs]
+    text = json.dumps({"command": command, "cells": cells}, default=list, allow_nan=False)
+    return json.loads(text)
+
+
+def check_report_folder(out: Path, grid: dict[str, Any], force: bool) -> None:
+    """Refuse (or, with ``force``, move aside) a report folder ``out`` that holds the report of
+    another grid (its ``grid.json`` says so) with cells this grid lacks, before any run starts:
+    a report is replaced by one of the same runs or more, never by one of fewer.
+
+    :raises RunFolderError: for a report of another grid, without ``force``.
+    """
+    try:
+        previous = json.loads((out / GRID_FILE).read_text())
+    except (OSError, ValueError):
+        previous = None
+    covered = isinstance(previous, dict) and all(
+        cell in grid["cells"] for cell in previous.get("cells", [None])
     )
-    return Comparison(outcomes, rows, files)
+    if previous is not None and not covered:  # a report of more (or other) runs than this one
+        if not force:
+            raise RunFolderError(
+                f"{out} holds the summary of another grid ({previous.get('command')}); write "
+                "this one elsewhere with --out, or pass --force to move that report aside (to "
+                f"{out.name}.old-<time>)"
+            )
+        move_aside(out)
+
+
+def check_action_spaces(specs: Sequence[RunSpec]) -> None:
+    """Refuse the grid before any run starts if one of its agents cannot act in one of its envs.
+
+    :raises UnsupportedSpaceError: naming the agent, the env and the agents that would fit.
+    """
+    spaces = {env_id: env_action_space(env_id) for env_id in dict.fromkeys(s.env_id for s in specs)}
+    for spec in specs:
+        try:
+            get_agent(spec.agent).check_action_space(spaces[spec.env_id], spec.env_id)
+        except UnsupportedSpaceError as exc:
+            raise UnsupportedSpaceError(
+                f"cannot run '{spec.name}' on {spec.env_id}: {exc} (drop it from --agents, or "
+                "compare on this env separately)"
+            ) from None
 
 
 def write_report(
@@ -145,7 +212,8 @@ def write_report(
     """
     cells: dict[str, dict[str, list[RunRecord]]] = {}
     for spec in specs:
-        cells.setdefault(spec.env_id, {}).setdefault(spec.name, []).append(load_run(spec))
+        record = with_policy_metrics(load_run(spec), scorings[spec.env_id].policy_metrics)
+        cells.setdefault(spec.env_id, {}).setdefault(spec.name, []).append(record)
     rows = summarize(cells, scorings, random_state=random_state)
     files = write_summary(rows, out)
     plots = []

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from jacrl.compare import stats
+from jacrl.compare.policy_metrics import MetricSummary, summarize_metrics
 from jacrl.compare.results import (
     RunRecord,
     final_scores,
@@ -39,7 +40,9 @@ class SummaryRow:
 
     ``median_steps`` is over all runs, a run that never reached the threshold counted as slower
     than the budget, so it is ``None`` when half or more did not reach it (or with no threshold);
-    ``median_steps_reached`` is over the runs that did.
+    ``median_steps_reached`` is over the runs that did. On a multimodal task ``metrics`` holds
+    what the policy does beside the return (:mod:`jacrl.compare.policy_metrics`), and
+    ``metric_failures`` the ok runs whose metrics could not be computed.
     """
 
     env_id: str
@@ -62,6 +65,8 @@ class SummaryRow:
     wall_time_s: float | None
     steps_per_s: float | None
     failures: tuple[str, ...]
+    metrics: tuple[MetricSummary, ...] = ()
+    metric_failures: tuple[str, ...] = ()
 
 
 def _float(value: np.ndarray | float | None) -> float | None:
@@ -82,6 +87,9 @@ def summarize_agent(
     """The row of one agent on one env from its runs (all seeds, failed ones included)."""
     spec = records[0].spec
     finals = final_scores(records, scoring.score)
+    metrics, metric_failures = summarize_metrics(
+        records, scoring.policy_metrics, random_state=random_state
+    )
     iqm = low = high = mean = std = None
     if finals.size:
         interval = stats.stratified_bootstrap_ci(
@@ -122,6 +130,8 @@ def summarize_agent(
             for r in records
             if not r.ok
         ),
+        metrics=metrics,
+        metric_failures=metric_failures,
     )
 
 
@@ -197,23 +207,28 @@ def markdown_table(rows: Sequence[SummaryRow]) -> str:
         threshold = "none" if first.threshold is None else f"{first.threshold:g} (return)"
         if first.accuracy and first.threshold_score is not None:
             threshold += f" = {first.threshold_score:.3f} accuracy"
+        extra = "".join(f" {m.header} |" for m in first.metrics)
         lines = [
             f"**{env_id}**: {first.metric} after {format_steps(first.budget)} env steps; "
             f"reward threshold: {threshold}",
             "",
-            "| agent | runs | IQM [95% CI] | mean ± std | steps to threshold | wall time (s) "
-            "| env steps/s |",
-            "|---|---|---|---|---|---|---|",
+            f"| agent | runs | IQM [95% CI] | mean ± std |{extra} steps to threshold "
+            "| wall time (s) | env steps/s |",
+            "|---|---|---|---|" + "---|" * len(first.metrics) + "---|---|---|",
         ]
         for r in env_rows:
             iqm, mean_std = _scores(r)
+            cells = "".join(f" {m.cell()} |" for m in r.metrics)
             lines.append(
-                f"| {r.agent} | {r.runs_ok}/{r.runs} | {iqm} | {mean_std} | {format_threshold(r)} "
-                f"| {_amount(r.wall_time_s)} | {_amount(r.steps_per_s)} |"
+                f"| {r.agent} | {r.runs_ok}/{r.runs} | {iqm} | {mean_std} |{cells} "
+                f"{format_threshold(r)} | {_amount(r.wall_time_s)} | {_amount(r.steps_per_s)} |"
             )
         failures = [f"- {r.agent}, {f}" for r in env_rows for f in r.failures]
         if failures:
             lines += ["", "Runs without a result:", *failures]
+        missing = [f"- {r.agent}, {f}" for r in env_rows for f in r.metric_failures]
+        if missing:
+            lines += ["", "Runs without policy metrics:", *missing]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
 
@@ -224,12 +239,19 @@ def write_summary(rows: Sequence[SummaryRow], out: Path) -> list[Path]:
     md, csv_path, json_path = out / "summary.md", out / "summary.csv", out / "summary.json"
     md.write_text(markdown_table(rows))
     records = [asdict(r) for r in rows]
-    json_path.write_text(json.dumps(records, indent=2))
+    json_path.write_text(json.dumps(records, indent=2, allow_nan=False))
     with csv_path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(SummaryRow.__dataclass_fields__))
         writer.writeheader()
-        for record in records:
-            writer.writerow({**record, "failures": "; ".join(record["failures"])})
+        for row, record in zip(rows, records, strict=True):
+            writer.writerow(
+                {
+                    **record,
+                    "failures": "; ".join(record["failures"]),
+                    "metrics": "; ".join(f"{m.header}: {m.cell()}" for m in row.metrics),
+                    "metric_failures": "; ".join(record["metric_failures"]),
+                }
+            )
     return [md, csv_path, json_path]
 
 

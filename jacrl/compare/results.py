@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from jacrl.compare.grid import EVALUATIONS_FILE, RESULT_FILE, RunSpec
+from jacrl.compare.grid import RunSpec
+from jacrl.train import EVALUATIONS_FILE, RESULT_FILE
 
 ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``(episode returns, episode lengths) -> scores`` of one shape, e.g. ``EnvScoring.score``."""
@@ -26,11 +27,14 @@ class RunRecord:
 
     :param evaluations: ``evaluations.npz`` as arrays — ``timesteps`` ``(evals,)``, ``results``
         and ``ep_lengths`` ``(evals, episodes)`` — or ``None`` if the run left none.
+    :param policy_metrics: ``policy_metrics.json`` on a multimodal env (set by
+        :func:`jacrl.compare.policy_metrics.with_policy_metrics`), else ``None``.
     """
 
     spec: RunSpec
     result: dict[str, Any]
     evaluations: dict[str, np.ndarray] | None
+    policy_metrics: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from jacrl.compare.policy_metrics import PolicyMetrics, policy_metrics_for
 from jacrl.envs.registration import check_env_id
+from jacrl.train import held_out_episodes
 
 
 @dataclass(frozen=True)
@@ -36,11 +38,14 @@ class EnvScoring:
 
     :param threshold: the env's ``reward_threshold`` in return units (``None`` if it has none).
     :param bandit: set for a classification bandit, whose scores are then accuracies.
+    :param policy_metrics: set for a multimodal task: what the report shows beside the return
+        (:mod:`jacrl.compare.policy_metrics`).
     """
 
     env_id: str
     threshold: float | None
     bandit: Bandit | None = None
+    policy_metrics: PolicyMetrics | None = None
 
     @property
     def is_accuracy(self) -> bool:
@@ -89,14 +94,14 @@ def env_scoring(env_id: str) -> EnvScoring:
     env = gym.make(env_id)
     try:
         if not isinstance(env.unwrapped, ClassificationBandit):
-            return EnvScoring(env_id, threshold)
+            return EnvScoring(env_id, threshold, policy_metrics=policy_metrics_for(env.unwrapped))
     finally:
         env.close()
     held_out = gym.make(env_id, split="test")  # the split train() evaluates on
     try:
         bandit = held_out.unwrapped
         assert isinstance(bandit, ClassificationBandit)
-        episodes = -(-len(bandit) // bandit.episode_length)  # ceil: every example once
+        episodes = held_out_episodes(bandit)  # what train() evaluates on by default
         info = Bandit(bandit.reward_wrong, bandit.reward_correct, bandit.n_classes, episodes)
     finally:
         held_out.close()

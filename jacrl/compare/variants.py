@@ -1,9 +1,10 @@
 """The agent names ``jacrl compare --agents`` accepts: the base agents and named ablations.
 
-An ablation is a base agent plus hyperparameter overrides. Naming it (``jacobian-d0``) rather
-than passing ``--hp`` lets one grid hold several variants of the same agent side by side, each in
-its own run folder (``runs/<env>/jacobian-d0_<seed>``) and its own row of the summary. This dict
-is the one place to add a variant.
+The base agents are those of :data:`jacrl.agents.registry.AGENTS`, as their presets configure
+them. An ablation is a base agent plus hyperparameter overrides. Naming it (``jacobian-d0``)
+rather than passing ``--hp`` lets one grid hold several variants of the same agent side by side,
+each in its own run folder (``runs/<env>/jacobian-d0_<seed>``) and its own row of the summary.
+This dict is the one place to add a variant.
 """
 
 from __future__ import annotations
@@ -11,18 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from jacrl.agents.registry import AGENTS
 from jacrl.common.errors import ConfigError
 
-SUPERVISED = "backprop"
+(SUPERVISED,) = (name for name, entry in AGENTS.items() if entry.learning == "supervised")
 """The supervised baseline: it learns from ``info["label"]``, so only labelled envs can run it."""
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    # the base agents, as their presets configure them
-    "jacobian": ("jacobian", {}),
-    "ppo": ("ppo", {}),
-    "a2c": ("a2c", {}),
-    "dqn": ("dqn", {}),
-    SUPERVISED: (SUPERVISED, {}),
+    **{name: (name, {}) for name in AGENTS},
     # the seed, read literally: the volume rule on the zero-padded state, weighted by the raw
     # reward, one REINFORCE step per rollout (no critic, no clipping, no learned lift)
     "jacobian-seed": (
@@ -38,10 +35,32 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     # the seed's update rule with the density rule's machinery (learned lift, GAE, PPO clipping)
     "jacobian-volume": ("jacobian", {"rule": "volume"}),
-    # the ablation "no F" (design.md §3b, open question 1): a Gaussian policy on the lift alone
+    # the ablation "no F" (docs/method.md §3): a Gaussian policy on the lift alone
     "jacobian-d0": ("jacobian", {"depth": 0}),
     # the seed-faithful fixed embedding instead of the learned lift
     "jacobian-pad": ("jacobian", {"embed": "pad"}),
+    # the state-conditioned F_s instead of one F for every state (docs/method.md §7)
+    "jacobian-cond": ("jacobian", {"conditioning": "state"}),
+    # The off-policy ablation rows: depth 0, shared F, conditioned F. Each names its
+    # conditioning, since a preset may set one (MultiGoal's jacobian-sac preset conditions F).
+    # off-policy, "no F": depth 0 is a squashed Gaussian, SB3 SAC's actor (docs/method.md §7)
+    "jacobian-sac-d0": ("jacobian-sac", {"depth": 0, "conditioning": "none"}),
+    # off-policy with one F shared by every state (the state only moves the base Gaussian)
+    "jacobian-sac-shared": ("jacobian-sac", {"conditioning": "none"}),
+    # off-policy with the state-conditioned F_s instead of one F shared by every state
+    "jacobian-sac-cond": ("jacobian-sac", {"conditioning": "state"}),
+    # the mass-covering forward-KL actor update instead of SAC's mode-seeking reverse KL
+    "jacobian-sac-fkl": ("jacobian-sac", {"actor_objective": "forward_kl"}),
+    # forward KL on the depth-0 Gaussian: what the update covers without F
+    "jacobian-sac-fkl-d0": (
+        "jacobian-sac",
+        {"actor_objective": "forward_kl", "depth": 0, "conditioning": "none"},
+    ),
+    # forward KL with the state-conditioned F_s
+    "jacobian-sac-fkl-cond": (
+        "jacobian-sac",
+        {"actor_objective": "forward_kl", "conditioning": "state"},
+    ),
 }
 """Agent name → ``(base agent for jacrl.train.train, hyperparameter overrides)``."""
 

@@ -11,7 +11,13 @@ import numpy as np
 from gymnasium import spaces
 
 from jacrl.common.errors import JacrlError
-from jacrl.envs.datasets import DatasetError, DatasetSplit, load_digits_split, load_mnist
+from jacrl.envs.datasets import (
+    DatasetError,
+    DatasetSplit,
+    load_digits_split,
+    load_mnist,
+    split_arrays,
+)
 
 __all__ = ["MNIST_DIR_ENV", "ClassificationBandit"]
 
@@ -19,6 +25,8 @@ MNIST_DIR_ENV = "JACRL_MNIST_DIR"
 """Environment variable naming the MNIST folder when ``mnist_dir`` is not given."""
 
 DatasetName = Literal["digits", "mnist", "arrays"]
+#: share of the digits held out when ``test_fraction`` is not given
+DIGITS_TEST_FRACTION = 0.2
 
 
 def _resolve_mnist_dir(mnist_dir: str | os.PathLike[str] | None) -> str | os.PathLike[str]:
@@ -33,42 +41,67 @@ def _resolve_mnist_dir(mnist_dir: str | os.PathLike[str] | None) -> str | os.Pat
     return from_env
 
 
+def _arrays(
+    X: np.ndarray, y: np.ndarray, split: str, test_fraction: float | None, split_seed: int
+) -> DatasetSplit:
+    X_arr = np.asarray(X, dtype=np.float32)
+    y_arr = np.asarray(y)
+    if X_arr.ndim != 2 or y_arr.ndim != 1 or len(X_arr) != len(y_arr) or len(y_arr) == 0:
+        raise DatasetError(
+            f"X must be (n, d) and y (n,) with n > 0, got {X_arr.shape} and {y_arr.shape}"
+        )
+    if not np.issubdtype(y_arr.dtype, np.integer) or y_arr.min() < 0:
+        raise DatasetError("y must hold integer class labels 0..n_classes-1")
+    if not np.all(np.isfinite(X_arr)):
+        raise DatasetError("X must be finite")
+    y_arr = y_arr.astype(np.int64)
+    if test_fraction is not None:
+        return split_arrays(X_arr, y_arr, test_fraction, split_seed)
+    if split != "train":
+        raise DatasetError(
+            "your arrays have no held-out part unless you choose one: pass test_fraction (and "
+            "split_seed) to both envs, ClassificationBandit(X=X, y=y, test_fraction=0.2) and "
+            "ClassificationBandit(X=X, y=y, test_fraction=0.2, split='test')"
+        )
+    return DatasetSplit(X_arr, y_arr, X_arr[:0], y_arr[:0])
+
+
 def _load(
-    dataset: str,
+    dataset: DatasetName | None,
     X: np.ndarray | None,
     y: np.ndarray | None,
     mnist_dir: str | os.PathLike[str] | None,
     split: str,
-    test_fraction: float,
+    test_fraction: float | None,
     split_seed: int,
 ) -> DatasetSplit:
+    if dataset is not None and not isinstance(dataset, str):
+        raise DatasetError(
+            "the first argument of ClassificationBandit is the data set's name ('digits', "
+            f"'mnist' or 'arrays'), got a {type(dataset).__name__}; pass your own data by "
+            "keyword: ClassificationBandit(X=X, y=y)"
+        )
     if (X is None) != (y is None):
-        raise DatasetError("X and y go together: pass both (with dataset='arrays') or neither")
+        raise DatasetError("X and y go together: pass both (your own data set) or neither")
+    if dataset is None:
+        dataset = "digits" if X is None else "arrays"
     if dataset == "arrays":
         if X is None or y is None:
             raise DatasetError("dataset='arrays' needs X (n, d) and y (n,)")
-        if split != "train":
-            raise DatasetError(
-                "dataset='arrays' has no held-out part: keep split='train' and build a second "
-                "env from the held-out arrays"
-            )
-        X_arr = np.asarray(X, dtype=np.float32)
-        y_arr = np.asarray(y)
-        if X_arr.ndim != 2 or y_arr.ndim != 1 or len(X_arr) != len(y_arr) or len(y_arr) == 0:
-            raise DatasetError(
-                f"X must be (n, d) and y (n,) with n > 0, got {X_arr.shape} and {y_arr.shape}"
-            )
-        if not np.issubdtype(y_arr.dtype, np.integer) or y_arr.min() < 0:
-            raise DatasetError("y must hold integer class labels 0..n_classes-1")
-        if not np.all(np.isfinite(X_arr)):
-            raise DatasetError("X must be finite")
-        y_arr = y_arr.astype(np.int64)
-        return DatasetSplit(X_arr, y_arr, X_arr[:0], y_arr[:0])
+        return _arrays(X, y, split, test_fraction, split_seed)
     if X is not None:
-        raise DatasetError(f"X and y are only used with dataset='arrays', not {dataset!r}")
+        raise DatasetError(
+            f"X and y are your own data set, which dataset={dataset!r} does not take: leave "
+            "dataset out (or pass dataset='arrays'), or drop X and y"
+        )
     if dataset == "digits":
-        return load_digits_split(test_fraction, split_seed)
+        fraction = DIGITS_TEST_FRACTION if test_fraction is None else test_fraction
+        return load_digits_split(fraction, split_seed)
     if dataset == "mnist":
+        if test_fraction is not None:
+            raise DatasetError(
+                "MNIST's train/test split is fixed (60000/10000 images): leave test_fraction out"
+            )
         return load_mnist(_resolve_mnist_dir(mnist_dir))
     raise DatasetError(f"unknown dataset {dataset!r}; accepted: 'digits', 'mnist', 'arrays'")
 
@@ -126,12 +159,15 @@ class ClassificationBandit(gym.Env[np.ndarray, np.int64]):
 
     ``gym.make("jacrl/DigitsBandit-v0", split="test")`` and:
 
-    - ``dataset``: ``"digits"`` (sklearn, default), ``"mnist"`` (IDX files in ``mnist_dir`` or
-      ``$JACRL_MNIST_DIR``), or ``"arrays"`` (your own ``X``, ``y``; one stream, no split).
+    - ``dataset``: ``"digits"`` (sklearn, the default), ``"mnist"`` (IDX files in ``mnist_dir``
+      or ``$JACRL_MNIST_DIR``), or ``"arrays"``: your own ``X`` (n, d) and integer labels ``y``
+      (n,), which ``ClassificationBandit(X=X, y=y)`` implies.
     - ``reward_correct``, ``reward_wrong``: the two rewards.
     - ``episode_length``: answers per episode (default 1).
     - ``split``: ``"train"`` (shuffled passes) or ``"test"`` (held-out set, fixed order).
-    - ``test_fraction``, ``split_seed``: the digits train/test split (MNIST's is fixed).
+    - ``test_fraction``, ``split_seed``: the held-out share and the seed of the stratified
+      train/test split. digits: 0.2 unless given; arrays: no held-out part unless given (then
+      build the ``split="test"`` env with the same two values); MNIST's split is fixed.
     - ``render_mode``: ``None`` or ``"rgb_array"`` (the example shown, as a grey image).
 
     ## Version History
@@ -144,7 +180,7 @@ class ClassificationBandit(gym.Env[np.ndarray, np.int64]):
 
     def __init__(
         self,
-        dataset: DatasetName = "digits",
+        dataset: DatasetName | None = None,
         X: np.ndarray | None = None,
         y: np.ndarray | None = None,
         mnist_dir: str | os.PathLike[str] | None = None,
@@ -152,7 +188,7 @@ class ClassificationBandit(gym.Env[np.ndarray, np.int64]):
         reward_wrong: float = -1.0,
         episode_length: int = 1,
         split: Literal["train", "test"] = "train",
-        test_fraction: float = 0.2,
+        test_fraction: float | None = None,
         split_seed: int = 0,
         render_mode: str | None = None,
     ) -> None:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jacrl.common.atomic import write_atomically
-from jacrl.common.errors import JacrlError
+from jacrl.common.errors import DatasetError
 
 __all__ = [
     "MNIST_FILES",
@@ -31,12 +31,9 @@ __all__ = [
     "load_digits_split",
     "load_mnist",
     "read_idx",
+    "split_arrays",
     "write_idx",
 ]
-
-
-class DatasetError(JacrlError):
-    """A data file that is missing, truncated or not what its name says."""
 
 
 class DatasetSplit(NamedTuple):
@@ -63,21 +60,40 @@ def load_digits_split(test_fraction: float = 0.2, seed: int = 0) -> DatasetSplit
     :param test_fraction: share of the images held out, in (0, 1).
     :param seed: seed of the shuffle that makes the split.
     """
-    if not 0.0 < test_fraction < 1.0:
-        raise DatasetError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    # sklearn is imported here, not at module level: it costs ~1 s and only this loader needs it.
+    # sklearn is imported here, not at module level: it costs ~1 s and only these loaders need it.
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     digits = load_digits()
-    X = (digits.data / 16.0).astype(np.float32)
-    y = digits.target.astype(np.int64)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=test_fraction, random_state=seed, stratify=y
+    split = split_arrays(
+        (digits.data / 16.0).astype(np.float32), digits.target.astype(np.int64), test_fraction, seed
     )
-    split = DatasetSplit(X_train, y_train, X_test, y_test)
     _read_only(*split)
     return split
+
+
+def split_arrays(X: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> DatasetSplit:
+    """A stratified train/test split of ``X`` ``(n, d)`` and labels ``y`` ``(n,)``: each class
+    keeps its share in both halves, and ``seed`` fixes the shuffle (sklearn's
+    ``train_test_split``).
+
+    :param test_fraction: share of the rows held out, in (0, 1).
+    :raises DatasetError: for a fraction outside (0, 1), or data too small to split stratified
+        (a class with a single example, or fewer held-out rows than classes).
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise DatasetError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    from sklearn.model_selection import train_test_split
+
+    try:
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=test_fraction, random_state=seed, stratify=y
+        )
+    except ValueError as exc:  # sklearn's words say which count is too small
+        raise DatasetError(
+            f"cannot hold out test_fraction={test_fraction} of {len(y)} examples stratified by "
+            f"class: {exc}"
+        ) from exc
+    return DatasetSplit(X_train, y_train, X_test, y_test)
 
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT"); data is big-endian.

@@ -20,7 +20,7 @@ class Reach(gym.Env[np.ndarray, np.ndarray]):
     A point moves in the box ``[-1, 1]^n`` towards a goal drawn in the same box. The agent sees
     the offset ``goal - position`` and moves the point by ``step_size * action``. Observation and
     action both live in Rⁿ, so the invertible network of the Jacobian rule is naturally square
-    (design.md §6), with no padding or lift needed.
+    (docs/method.md §3, §7), with no padding or lift needed.
 
     ## Action Space
 

@@ -13,6 +13,11 @@ Folders are read in this order: the built-in specs (``jacrl/_data/envs`` inside 
 wheel, else the repository's top-level ``envs/`` next to an editable checkout), then each folder
 in ``$JACRL_ENV_SPECS`` (``os.pathsep``-separated), then the folders passed to
 :func:`register_envs`. Two files may not claim the same id.
+
+``import jacrl`` registers them with ``on_error="warn"``: a broken ``$JACRL_ENV_SPECS`` folder or
+spec file is reported (a ``UserWarning`` naming it) and the rest is registered, so one
+bad file cannot make ``import jacrl`` — and with it every ``jacrl`` command, ``--help`` included —
+fail. An explicit :func:`register_envs` call raises.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import gymnasium as gym
 import yaml
@@ -47,6 +53,9 @@ SPEC_DIR_ENV = "JACRL_ENV_SPECS"
 _REQUIRED = ("id", "entry_point")
 _OPTIONAL = ("kwargs", "max_episode_steps", "reward_threshold", "description")
 _ENTRY_POINT_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+#: what :func:`register_envs` does with a broken folder or file: raise, or warn and skip it
+OnError = Literal["raise", "warn"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,16 @@ def builtin_spec_dir() -> Path:
         raise ConfigError(str(exc)) from exc
 
 
-def spec_dirs(extra: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
+def _report(error: ConfigError, on_error: OnError) -> None:
+    """Raise ``error``, or (``on_error="warn"``) warn with it and go on."""
+    if on_error == "raise":
+        raise error
+    warnings.warn(f"{error}; skipped, the other env specs are registered", UserWarning, 3)
+
+
+def spec_dirs(
+    extra: Iterable[str | os.PathLike[str]] = (), on_error: OnError = "raise"
+) -> list[Path]:
     """The folders :func:`register_envs` reads, in order (see the module docstring)."""
     from_env = [p for p in os.environ.get(SPEC_DIR_ENV, "").split(os.pathsep) if p]
     dirs = [builtin_spec_dir()]
@@ -82,7 +100,11 @@ def spec_dirs(extra: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
         for p in paths:
             folder = Path(p).expanduser()
             if not folder.is_dir():
-                raise ConfigError(f"env spec folder {folder} (from {origin}) is not a directory")
+                problem = ConfigError(
+                    f"env spec folder {folder} (from {origin}) is not a directory"
+                )
+                _report(problem, on_error)
+                continue
             dirs.append(folder)
     return dirs
 
@@ -160,34 +182,58 @@ def load_spec(path: str | os.PathLike[str]) -> EnvSpecFile:
 
 
 def _spec_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    try:
+        return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    except OSError as exc:
+        raise ConfigError(f"env spec folder {folder} cannot be read: {exc}") from exc
 
 
 def register_envs(
     extra_dirs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] = (),
+    on_error: OnError = "raise",
 ) -> list[str]:
     """Register every spec with Gymnasium; safe to call again (``import jacrl`` calls it).
 
     A spec already registered from the same file is re-registered only if the file changed.
 
     :param extra_dirs: more spec folders, read after the built-in ones and ``$JACRL_ENV_SPECS``.
+    :param on_error: ``"raise"`` at the first broken folder or file, or ``"warn"``: an
+        ``UserWarning`` for each, and register the rest (what ``import jacrl`` does).
     :return: the ids the specs define, in registration order.
     :raises ConfigError: for a malformed file, or an id claimed by two files or by another package.
     """
+    if on_error not in get_args(OnError):
+        raise ConfigError(f"on_error={on_error!r}: expected one of {get_args(OnError)}")
     if isinstance(extra_dirs, (str, os.PathLike)):
         extra_dirs = [extra_dirs]
     specs: dict[str, EnvSpecFile] = {}
-    for folder in spec_dirs(extra_dirs):
-        for path in _spec_files(folder):
-            spec = load_spec(path)
-            if spec.id in specs:
-                raise ConfigError(
-                    f"{path}: field 'id' {spec.id!r} is already defined by {specs[spec.id].source}"
-                )
+    for folder in spec_dirs(extra_dirs, on_error):
+        try:
+            paths = _spec_files(folder)
+        except ConfigError as exc:
+            _report(exc, on_error)
+            continue
+        for path in paths:
+            try:
+                spec = load_spec(path)
+                if spec.id in specs:
+                    raise ConfigError(
+                        f"{path}: field 'id' {spec.id!r} is already defined by "
+                        f"{specs[spec.id].source}"
+                    )
+            except ConfigError as exc:
+                _report(exc, on_error)
+                continue
             specs[spec.id] = spec
+    registered = []
     for spec in specs.values():
-        _register(spec)
-    return list(specs)
+        try:
+            _register(spec)
+        except ConfigError as exc:
+            _report(exc, on_error)
+            continue
+        registered.append(spec.id)
+    return registered
 
 
 def _register(spec: EnvSpecFile) -> None:

@@ -1,4 +1,4 @@
-"""The fast exact gradient of the learning signal ℓ(y0) = log|det ∂F⁻¹/∂y (y0)| (design §2).
+"""The fast exact gradient of the learning signal ℓ(y0) = log|det ∂F⁻¹/∂y (y0)| (docs/method.md §2).
 
 Seed eq. 7 asks to increase |J| = |det ∂F⁻¹/∂y (y0)|; eq. 11 gives ∂|J|/∂w = |J|·tr(J⁻¹ ∂J/∂w).
 We follow ∇ log|J| = ∇|J| / |J| instead: the same direction (|J| > 0), no overflow of |J| for

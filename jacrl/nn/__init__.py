@@ -1,4 +1,4 @@
-"""Invertible networks for Jacobian learning (nflows-style blocks, design §2).
+"""Invertible networks for Jacobian learning (nflows-style blocks, docs/method.md §1).
 
 Every block maps ``(batch, n)`` tensors and returns ``(outputs, logabsdet)`` with ``logabsdet`` of
 shape ``(batch,)``; :class:`InvertibleMLP` composes them and gives the learning signal

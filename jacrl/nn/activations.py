@@ -20,7 +20,7 @@ bounded by log(1/α)) while staying smooth, with a closed-form inverse. asinh st
 as the architecture contract names it; for float32 inverse paths or deep nets prefer
 ``smooth_leaky_relu``.
 
-Why ``leaky_relu`` kills the volume rule (design §3b): log|(σ⁻¹)′| is piecewise constant, so
+Why ``leaky_relu`` kills the volume rule (docs/method.md §5): log|(σ⁻¹)′| is piecewise constant, so
 ∇_V ℓ = V⁻ᵀ for every input and the biases get zero gradient — the update ignores the state.
 It is kept because it is the seed's setting, and because for it the seed's truncated recursion
 (eqs. 15–16) is exact.
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -71,6 +72,28 @@ class Activation(nn.Module):
         """(σ⁻¹)″(u), elementwise: what seed eqs. 15–16 drop (zero for piecewise-linear σ)."""
         raise NotImplementedError
 
+    # Error propagation (docs/method.md §6) ------------------------------------------------------
+    #: Bound on the rounding error of σ, σ⁻¹ and their log-derivatives as implemented, in units
+    #: of the dtype's unit roundoff, relative to the value (library sinh, cosh, log, sqrt are
+    #: within 1–2 ulp; the formulas below chain a few such operations).
+    rounding_ulps: float = 8.0
+
+    def forward_error(self, x: Tensor, error: Tensor) -> tuple[Tensor, Tensor]:
+        """How an error in the input reaches σ: for x known to within ``error`` (elementwise),
+        bounds on sup_{|δ|≤error} |σ(x+δ) − σ(x)| and on sup |log σ′(x+δ) − log σ′(x)|, both
+        elementwise. Exact bounds over the interval, not first-order estimates, so a large error
+        is not underestimated; :class:`jacrl.nn.accuracy.ErrorBound` adds the rounding."""
+        raise NotImplementedError
+
+    def inverse_error(self, u: Tensor, error: Tensor) -> tuple[Tensor, Tensor]:
+        """As :meth:`forward_error`, for σ⁻¹ and log (σ⁻¹)′ (the inverse pass)."""
+        raise NotImplementedError
+
+
+def _distance_from_zero(x: Tensor, error: Tensor) -> Tensor:
+    """min |x + δ| over |δ| <= error, elementwise."""
+    return (x.abs() - error).clamp_min(0.0)
+
 
 class Asinh(Activation):
     """σ = asinh, σ⁻¹ = sinh, (σ⁻¹)′ = cosh, (σ⁻¹)″ = sinh, log σ′(x) = −½ log(1 + x²)."""
@@ -99,6 +122,16 @@ class Asinh(Activation):
 
     def inverse_second_derivative(self, u: Tensor) -> Tensor:
         return torch.sinh(u)
+
+    def forward_error(self, x: Tensor, error: Tensor) -> tuple[Tensor, Tensor]:
+        # σ′ = 1/√(1+x²) is largest nearest 0; |(log σ′)′| = |x|/(1+x²) <= min(1/2, 1/|x|)
+        m = _distance_from_zero(x, error)
+        return error / torch.sqrt(1 + m * m), error * torch.clamp(1 / m, max=0.5)
+
+    def inverse_error(self, u: Tensor, error: Tensor) -> tuple[Tensor, Tensor]:
+        # (σ⁻¹)′ = cosh is largest farthest from 0 (this is the growth that makes a deep asinh
+        # inverse pass lose accuracy); |(log cosh)′| = |tanh| <= 1
+        return error * torch.cosh(u.abs() + error), error
 
 
 class LeakyReLU(Activation):
@@ -137,6 +170,19 @@ class LeakyReLU(Activation):
 
     def inverse_second_derivative(self, u: Tensor) -> Tensor:
         return torch.zeros_like(u)
+
+    def forward_error(self, x: Tensor, error: Tensor) -> tuple[Tensor, Tensor]:
+        # σ′ <= 1; log σ′ jumps by log α where the interval crosses the kink
+        return error, _kink_jump(x, error, -math.log(self.negative_slope))
+
+    def inverse_error(self, u: Tensor, error: Tensor) -> tuple[Tensor, Tensor]:
+        slope = torch.where(u - error <= 0, 1.0 / self.negative_slope, 1.0).to(u.dtype)
+        return error * slope, _kink_jump(u, error, -math.log(self.negative_slope))
+
+
+def _kink_jump(x: Tensor, error: Tensor, jump: float) -> Tensor:
+    """``jump`` where x ± error reaches across 0 (an exact x = 0 has no uncertainty), else 0."""
+    return torch.where(x.abs() < error, jump, 0.0).to(x.dtype)
 
 
 class SmoothLeakyReLU(Activation):
@@ -194,16 +240,30 @@ class SmoothLeakyReLU(Activation):
     def inverse_second_derivative(self, u: Tensor) -> Tensor:
         return -self.b / self._t_s(u)[1] ** 3
 
+    def forward_error(self, x: Tensor, error: Tensor) -> tuple[Tensor, Tensor]:
+        # σ′ < 1; |(log σ′)′| = σ″/σ′ <= b / (α (1 + x²)^{3/2}), largest nearest 0
+        m = _distance_from_zero(x, error)
+        return error, error * self.b / (self.negative_slope * (1 + m * m) ** 1.5)
 
+    def inverse_error(self, u: Tensor, error: Tensor) -> tuple[Tensor, Tensor]:
+        # (σ⁻¹)′ decreases in u (σ⁻¹″ < 0), so it is largest at u − error;
+        # |(log σ⁻¹′)′| = (b/s³)/(σ⁻¹)′ <= b/s³ as (σ⁻¹)′ >= 1, s = √(t² + α) smallest nearest t = 0
+        m = _distance_from_zero(u + self.b, error)
+        s = torch.sqrt(m * m + self.negative_slope)
+        return error * self.inverse_derivative(u - error), error * self.b / s**3
+
+
+#: The names of the activations (keys of :data:`ACTIVATIONS`).
+ActivationName = Literal["asinh", "leaky_relu", "smooth_leaky_relu"]
 #: Accepted activation names and their constructors.
-ACTIVATIONS: dict[str, Callable[..., Activation]] = {
+ACTIVATIONS: dict[ActivationName, Callable[..., Activation]] = {
     "asinh": Asinh,
     "leaky_relu": LeakyReLU,
     "smooth_leaky_relu": SmoothLeakyReLU,
 }
 
 
-def make_activation(name: str, **kwargs: float) -> Activation:
+def make_activation(name: ActivationName, **kwargs: float) -> Activation:
     """Build the activation registered under ``name`` (e.g. ``make_activation("leaky_relu",
     negative_slope=0.2)``); raises :class:`ConfigError` listing the accepted names."""
     if name not in ACTIVATIONS:

@@ -1,4 +1,4 @@
-"""Invertible affine layers A(x) = W x + b, in two parameterizations (design §2).
+"""Invertible affine layers A(x) = W x + b, in two parameterizations (docs/method.md §1).
 
 * :class:`InverseLinear` is Yan's trick (seed eq. 12 and the paragraph after it): store and train
   V = W⁻¹, so the inverse pass x = V(y − b) is an ordinary matrix product and ∂(inverse pass)/∂V
@@ -7,15 +7,17 @@
   by construction, log|det W| = Σ s in O(n), the inverse by two triangular solves.
 
 Both work on row-vector batches ``(batch, n)`` and follow the nflows contract. Both start from a
-random orthogonal matrix (condition number 1). After ``set_frozen(True)`` (what
-:meth:`jacrl.nn.InvertibleMLP.frozen` does) the forward matrix W and log|det W| are computed once
-and reused until a parameter changes (for acting, without gradients).
+random orthogonal matrix (condition number 1). Neither caches anything: the acting path takes W
+once per weight generation (:meth:`jacrl.nn.InvertibleMLP.frozen_forward`, kept by
+``InvertiblePolicy``).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from jacrl.nn.accuracy import gamma
 
 
 def random_orthogonal(n: int, dtype: torch.dtype) -> Tensor:
@@ -30,6 +32,22 @@ def _cond(matrix: Tensor) -> Tensor:
     return torch.linalg.cond(matrix)
 
 
+def _residual_bound(output: Tensor, inverse_map: Tensor, inputs: Tensor, error: Tensor) -> Tensor:
+    """|r| + its rounding + ``error`` for r = output · inverse_mapᵀ − inputs, in float64: the
+    computed ``output`` of a map M is M (inputs + r) exactly, so its error is |M| times this."""
+    output, inputs = output.detach().double(), inputs.detach().double()
+    residual = output @ inverse_map.mT - inputs
+    rounding = gamma(inverse_map.shape[-1] + 1, torch.float64) * (
+        output.abs() @ inverse_map.abs().mT + inputs.abs()
+    )
+    return error.double() + residual.abs() + rounding
+
+
+def _through(matrix: Tensor, spread: Tensor) -> Tensor:
+    """|matrix| applied to rows of an elementwise error ``spread`` (float64)."""
+    return spread @ matrix.abs().mT
+
+
 class InvertibleLinear(nn.Module):
     """Base class: y = x Wᵀ + b with W = V⁻¹ square and invertible.
 
@@ -42,8 +60,6 @@ class InvertibleLinear(nn.Module):
         super().__init__()
         self.n = n
         self.bias = nn.Parameter(torch.zeros(n, dtype=dtype)) if bias else None
-        self.is_frozen = False
-        self._cache: tuple[tuple[int, ...], Tensor, Tensor] | None = None
 
     def extra_repr(self) -> str:
         return f"n={self.n}, bias={self.bias is not None}"
@@ -69,15 +85,28 @@ class InvertibleLinear(nn.Module):
         """Rows of ``x`` times Wᵀ (differentiable); subclasses may avoid forming W."""
         return x @ self.weight().mT
 
+    # Error bounds (docs/method.md §6; used by jacrl.nn.accuracy.ErrorBound) ---------------------
+    # They are computed in float64 (a float32 layer's bounds would round as much as its pass);
+    # the rounding they bound is that of the layer's own dtype.
+    def rounding_gamma(self) -> float:
+        """γ_n of the layer's dtype: the relative error bound of one of its length-n products."""
+        return gamma(self.n, next(iter(self.parameters())).dtype)
+
+    def inverse_error(self, z: Tensor, output: Tensor, error: Tensor) -> Tensor:
+        """Bound on the error of ``output = apply_inverse_weight(z)``, elementwise, for ``z``
+        known to within ``error``: the input error carried through V, plus this product's own
+        rounding (Higham's componentwise bounds for a product and a triangular solve)."""
+        raise NotImplementedError
+
+    def forward_error(self, x: Tensor, output: Tensor, error: Tensor) -> Tensor:
+        """As :meth:`inverse_error`, for ``output = apply_weight(x)``."""
+        raise NotImplementedError
+
     # The nflows contract -------------------------------------------------------------------
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(W x + b, log|det W|) for each row of ``x``."""
-        if self.is_frozen:
-            weight, log_abs_det_weight = self._frozen_weight()
-            y = x @ weight.mT
-        else:
-            y = self.apply_weight(x)
-            log_abs_det_weight = -self.log_abs_det_inverse()
+        y = self.apply_weight(x)
+        log_abs_det_weight = -self.log_abs_det_inverse()
         if self.bias is not None:
             y = y + self.bias
         return y, log_abs_det_weight.expand(x.shape[:-1])
@@ -121,27 +150,13 @@ class InvertibleLinear(nn.Module):
         self.set_trained_matrix((u * s.clamp_min(s[0] / target_cond)) @ vh)
         return True
 
-    # Caching W for acting ------------------------------------------------------------------
-    def set_frozen(self, frozen: bool) -> None:
-        """Switch the cached forward matrix on or off (off also drops the cache)."""
-        self.is_frozen = frozen
-        if not frozen:
-            self._cache = None
-
-    def _frozen_weight(self) -> tuple[Tensor, Tensor]:
-        versions = tuple(p._version for p in self.parameters())
-        if self._cache is None or self._cache[0] != versions:
-            with torch.no_grad():
-                self._cache = (versions, self.weight(), -self.log_abs_det_inverse())
-        return self._cache[1], self._cache[2]
-
 
 class InverseLinear(InvertibleLinear):
     """Yan's parameterization: the trained parameter is ``V`` = W⁻¹ (seed eqs. 4, 12–16).
 
     Inverse pass: one matrix product, O(n²) per sample. log|det V|: one LU, O(n³) per call,
-    shared by the whole batch, and its gradient V⁻ᵀ from the same LU. Forward (acting): a solve,
-    O(n³ + n² batch); cached in ``frozen``.
+    shared by the whole batch, and its gradient V⁻ᵀ from the same LU. Forward: a solve,
+    O(n³ + n² batch); the acting path multiplies by W = V⁻¹ computed once per weight generation.
     """
 
     def __init__(self, n: int, bias: bool = True, dtype: torch.dtype = torch.float32) -> None:
@@ -173,6 +188,19 @@ class InverseLinear(InvertibleLinear):
     def apply_weight(self, x: Tensor) -> Tensor:
         # x Wᵀ = x (Vᵀ)⁻¹: one LU of V and two triangular solves, no explicit inverse.
         return torch.linalg.solve(self.V.mT, x, left=False)
+
+    @torch.no_grad()
+    def inverse_error(self, z: Tensor, output: Tensor, error: Tensor) -> Tensor:
+        # |V ẑ computed − V z| <= |V| e + γ_n |V| |ẑ|
+        return _through(self.V.detach().double(), error + self.rounding_gamma() * z.double().abs())
+
+    @torch.no_grad()
+    def forward_error(self, x: Tensor, output: Tensor, error: Tensor) -> Tensor:
+        # A posteriori: the residual r = ŷ Vᵀ − x of the solve, taken in float64 from the exact
+        # V, gives ŷ − y = r Wᵀ (a priori bounds for the solve grow like n² u and refuse healthy
+        # float32 passes of width 16 and more).
+        v = self.V.detach().double()
+        return _through(torch.linalg.inv(v), _residual_bound(output, v, x, error))
 
 
 class LULinear(InvertibleLinear):
@@ -249,3 +277,32 @@ class LULinear(InvertibleLinear):
         return torch.linalg.solve_triangular(
             self.upper_with_diagonal().mT, z, upper=False, left=False
         )
+
+    @torch.no_grad()
+    def inverse_error(self, z: Tensor, output: Tensor, error: Tensor) -> Tensor:
+        # A posteriori, as InverseLinear.forward_error: the residual r = x̂ Wᵀ − z of the two
+        # triangular solves in float64, with W formed there from the factors (its own rounding
+        # γ_n |L||U′| counted), gives x̂ − x = r Vᵀ (the solves' a priori bound |T⁻¹||T||x̂| runs
+        # 10³–10⁵ times the actual error).
+        lower, upper = self.unit_lower().double(), self.upper_with_diagonal().double()
+        weight = (lower @ upper)[self.perm]
+        spread = _residual_bound(output, weight, z, error)
+        spread = spread + gamma(self.n, torch.float64) * (
+            output.double().abs() @ (lower.abs() @ upper.abs())[self.perm].mT
+        )
+        return _through(torch.linalg.inv(weight), spread)
+
+    @torch.no_grad()
+    def forward_error(self, x: Tensor, output: Tensor, error: Tensor) -> Tensor:
+        # A posteriori too: the residual r = ŷ Ṽᵀ − x in float64, Ṽ = (W in float64)⁻¹, gives
+        # ŷ = W̃ (x + r) with W̃ = Ṽ⁻¹; W̃ differs from the exact W = P L U′ by the float64
+        # product's rounding and Ṽ's inversion error (Higham's |X̂A − I| <= γ_3n |X̂||L||U|).
+        lower, upper = self.unit_lower().double(), self.upper_with_diagonal().double()
+        weight = (lower @ upper)[self.perm]
+        inverse = torch.linalg.inv(weight)
+        x_size = x.detach().double().abs()
+        factors = (lower.abs() @ upper.abs())[self.perm]
+        drift = gamma(self.n, torch.float64) * (x_size @ factors.mT) + gamma(
+            3 * self.n, torch.float64
+        ) * (x_size @ (weight.abs() @ inverse.abs() @ weight.abs()).mT)
+        return _through(weight, _residual_bound(output, inverse, x, error)) + drift

@@ -1,4 +1,5 @@
-"""InvertibleMLP: y = F(x) = σ(A_L … σ(A_1 x)), A_l x = W_l x + b_l (seed eqs. 1–4, design §2).
+"""InvertibleMLP: y = F(x) = σ(A_L … σ(A_1 x)), A_l x = W_l x + b_l (seed eqs. 1–4,
+docs/method.md §1).
 
 The learning signal is ℓ(y0) = log|det ∂F⁻¹/∂y (y0)|. The Jacobian of a composition is a
 product, so
@@ -8,18 +9,20 @@ product, so
 u_l the values entering σ⁻¹ on the inverse pass from y0. :meth:`InvertibleMLP.inverse_and_logdet`
 returns exactly this sum, differentiable in every parameter: backpropagating a weighted sum of it
 *is* the fast exact gradient of :mod:`jacrl.logdet` (one inverse pass, one backward pass and one
-LU per layer, shared by the batch).
+LU per layer, shared by the batch; docs/method.md §2).
 
-Numerics (design §3b). An inverse pass in float32 loses about cond(V)·2⁻²⁴ relative accuracy per
-layer without any NaN to warn: measured round-trip errors were 3e-5 at cond 1e2 and 0.77 at 1e6.
-Hence:
+Numerics (docs/method.md §6). An inverse pass in float32 loses about cond(V)·2⁻²⁴ relative
+accuracy per layer without any NaN to warn. Hence:
 
 * ``max_cond`` bounds cond(V_l); :meth:`check_conditioning` raises :class:`SingularWeightError`
-  naming the layer past it. It costs one SVD per layer, so it runs when entering :meth:`frozen`,
-  when a pass produced NaN/inf, and whenever the caller asks (e.g. after each optimizer step) —
-  not on every pass. The default 1e6 suits float64 (round trips ≈ 1e-10); in float32 pick about
-  1e3 for ≈1e-4 round trips.
+  naming the layer past it. It costs one SVD per layer, so it runs when a pass produced NaN/inf
+  and whenever the caller asks (``InvertiblePolicy``: after each update and before acting on new
+  weights) — not on every pass. The default 1e6 suits float64 (round trips ≈ 1e-10); in float32
+  pick about 1e3 for ≈1e-4 round trips.
 * float64 is recommended for the inverse path (the learning signal); float32 is fine for acting.
+* No pass returns an inaccurate result silently: each carries a running error bound and raises
+  :class:`PrecisionLossError` naming the layer where x or the log-det may be off by more than
+  :attr:`InvertibleMLP.rtol` (:mod:`jacrl.nn.accuracy`; the acting snapshot is not checked).
 * No pass returns NaN/inf silently: a non-finite result raises SingularWeightError (bad weights)
   or NonFiniteError (non-finite input, or ``sinh`` overflow on the inverse path, |u| ≳ 89 in
   float32, ≳ 710 in float64 — with asinh, depth 3, already y ≈ 3: sinh(sinh(sinh(3))) = inf.
@@ -28,55 +31,67 @@ Hence:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from functools import partial
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from jacrl.common.errors import ConfigError, NonFiniteError
-from jacrl.nn.activations import Activation, make_activation
+from jacrl.nn.accuracy import ErrorBound, default_rtol
+from jacrl.nn.activations import Activation, ActivationName, make_activation
+from jacrl.nn.conditioner import Condition, check_condition
 from jacrl.nn.linear import InverseLinear, InvertibleLinear, LULinear
 from jacrl.nn.validation import SingularWeightError, check_batch
 
+#: The parameterizations of the affine layers (keys of :data:`PARAMETERIZATIONS`).
+Parameterization = Literal["inverse", "lu"]
 #: Accepted ``parameterization`` names and the layer each builds.
-PARAMETERIZATIONS: dict[str, type[InvertibleLinear]] = {"inverse": InverseLinear, "lu": LULinear}
+PARAMETERIZATIONS: dict[Parameterization, type[InvertibleLinear]] = {
+    "inverse": InverseLinear,
+    "lu": LULinear,
+}
 
 _DTYPES = (torch.float32, torch.float64)
 
-Pass = Callable[[Tensor], tuple[Tensor, Tensor]]
-#: Identifies the values of a set of tensors: (storage address, in-place version) of each.
-ParameterKey = tuple[tuple[int, int], ...]
+Pass = Callable[[Tensor, ErrorBound], tuple[Tensor, Tensor]]
 
 
 class FrozenForward:
     """y = F(x) from a snapshot of the weights: W_l = V_l⁻¹ and b_l computed once, as plain tensors.
 
-    The acting path of a rollout (design §3b "Cost"): one matrix product, one bias add and one
-    activation per layer, without autograd, log-det, input checks or staleness checks — the
-    caller checks what it stores once per batch. Same operations in the same order as
-    :meth:`InvertibleMLP.forward`, so the outputs are bit-identical to it. Build it with
-    :meth:`InvertibleMLP.frozen_forward`, which keeps it until a parameter changes.
+    The acting path of a rollout: one matrix product, one bias add and one activation per layer,
+    without autograd, log-det, input checks or staleness checks — the caller checks what it
+    stores once per batch. It equals :meth:`InvertibleMLP.forward` up to rounding (that pass
+    solves with V instead of multiplying by W). Build it with :meth:`InvertibleMLP.frozen_forward`;
+    the owner decides how long it stays valid (``InvertiblePolicy`` keeps one per weight
+    generation).
     """
 
-    __slots__ = ("activation", "key", "layers")
+    __slots__ = ("activation", "layers")
 
     def __init__(
         self,
-        key: ParameterKey,
         layers: tuple[tuple[Tensor, Tensor | None], ...],
         activation: Callable[[Tensor], Tensor],
     ) -> None:
-        self.key = key
         #: (Wᵀ_l, b_l) per layer, detached copies
         self.layers = layers
         self.activation = activation
 
-    def __call__(self, x: Tensor) -> Tensor:
-        for weight_t, bias in self.layers:
+    def __call__(self, x: Tensor, condition: Condition | None = None) -> Tensor:
+        """F(x), or F_s(x) for a ``condition`` (as in :meth:`InvertibleMLP.forward_and_logdet`;
+        not checked here)."""
+        if condition is not None:
+            shift, log_scale = condition
+            scale = log_scale.exp()
+        for index, (weight_t, bias) in enumerate(self.layers):
             x = x @ weight_t
             if bias is not None:
                 x = x + bias
+            if condition is not None:
+                x = (x + shift[:, index]) * scale[:, index]
             x = self.activation(x)
         return x
 
@@ -85,20 +100,6 @@ class FrozenForward:
         return all(
             bool(torch.isfinite(t).all()) for layer in self.layers for t in layer if t is not None
         )
-
-
-def parameter_key(module: nn.Module) -> ParameterKey:
-    """(storage address, version counter) of every parameter and buffer of ``module``: it changes
-    when an optimizer step, ``load_state_dict`` or ``.to()`` changes a value. Writes that bypass
-    the version counter — through ``.data``, or torch's fused optimizers (``Adam(fused=True)``) —
-    need the owner's ``invalidate`` afterwards."""
-    return tuple(
-        (t.data_ptr(), t._version)
-        for sub in module.modules()
-        for group in (sub._parameters, sub._buffers)
-        for t in group.values()
-        if t is not None
-    )
 
 
 class InvertibleMLP(nn.Module):
@@ -117,8 +118,8 @@ class InvertibleMLP(nn.Module):
         self,
         n: int,
         depth: int,
-        parameterization: str = "inverse",
-        activation: str | Activation = "asinh",
+        parameterization: Parameterization = "inverse",
+        activation: ActivationName | Activation = "asinh",
         bias: bool = True,
         dtype: torch.dtype = torch.float32,
         max_cond: float = 1e6,
@@ -147,9 +148,6 @@ class InvertibleMLP(nn.Module):
         self.activation = (
             activation if isinstance(activation, Activation) else make_activation(activation)
         )
-        self._frozen_forward: FrozenForward | None = None
-        #: parameter key of the weights check_conditioning last passed
-        self._conditioning_checked: ParameterKey | None = None
 
     def extra_repr(self) -> str:
         return (
@@ -171,65 +169,129 @@ class InvertibleMLP(nn.Module):
         return [layer for layer in self.linears if isinstance(layer, InvertibleLinear)]
 
     # Passes ----------------------------------------------------------------------------------
-    def forward(self, x: Tensor) -> Tensor:
-        """y = F(x) for a ``(batch, n)`` tensor."""
-        return self.forward_and_logdet(x)[0]
+    def forward(self, x: Tensor, condition: Condition | None = None) -> Tensor:
+        """y = F(x) (or F_s(x) with a ``condition``) for a ``(batch, n)`` tensor."""
+        return self.forward_and_logdet(x, condition)[0]
 
-    def inverse(self, y: Tensor) -> Tensor:
-        """x = F⁻¹(y) (seed eq. 4) for a ``(batch, n)`` tensor."""
-        return self.inverse_and_logdet(y)[0]
+    def inverse(self, y: Tensor, condition: Condition | None = None) -> Tensor:
+        """x = F⁻¹(y) (seed eq. 4; F_s⁻¹ with a ``condition``) for a ``(batch, n)`` tensor."""
+        return self.inverse_and_logdet(y, condition)[0]
 
-    def forward_and_logdet(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(F(x), log|det ∂F/∂x|), the log-det of shape ``(batch,)``."""
-        return self._guarded(self._forward_pass, check_batch(x, self.n, self.dtype, "x"), "x")
+    def forward_and_logdet(
+        self, x: Tensor, condition: Condition | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(F(x), log|det ∂F/∂x|), the log-det of shape ``(batch,)``.
 
-    def inverse_and_logdet(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        ``condition`` = (shift, log_scale), each ``(batch, depth, n)``, makes it the state-
+        conditioned F_s of :mod:`jacrl.nn.conditioner` (block l: σ((W_l x + b_l + shift_l) ⊙
+        exp(log_scale_l)), log-det + Σ log_scale); ``None`` is F itself.
+        """
+        x = check_batch(x, self.n, self.dtype, "x")
+        condition = self._checked_condition(condition, x)
+        return self._guarded(partial(self._forward_pass, condition=condition), x, "x", condition)
+
+    def inverse_and_logdet(
+        self, y: Tensor, condition: Condition | None = None
+    ) -> tuple[Tensor, Tensor]:
         """(F⁻¹(y), ℓ(y) = log|det ∂F⁻¹/∂y|), ℓ of shape ``(batch,)``, differentiable in the
-        parameters: the learning signal of seed eq. 7 (as a log, see jacrl.logdet)."""
-        return self._guarded(self._inverse_pass, check_batch(y, self.n, self.dtype, "y"), "y")
+        parameters: the learning signal of seed eq. 7 (as a log, see jacrl.logdet). With a
+        ``condition`` (see :meth:`forward_and_logdet`) it inverts F_s."""
+        y = check_batch(y, self.n, self.dtype, "y")
+        condition = self._checked_condition(condition, y)
+        return self._guarded(partial(self._inverse_pass, condition=condition), y, "y", condition)
 
-    def _forward_pass(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _checked_condition(self, condition: Condition | None, inputs: Tensor) -> Condition | None:
+        if condition is not None:
+            check_condition(condition, inputs.shape[0], self.depth, self.n, self.dtype)
+        return condition
+
+    def _forward_pass(
+        self, x: Tensor, bound: ErrorBound, condition: Condition | None = None
+    ) -> tuple[Tensor, Tensor]:
         logabsdet = x.new_zeros(x.shape[:-1])
-        for layer in self.layers():
+        if condition is not None:
+            shift, log_scale = condition
+            scale = log_scale.exp()
+            logabsdet = logabsdet + log_scale.sum((-2, -1))
+        for index, layer in enumerate(self.layers()):
+            inputs = x
             x, layer_logdet = layer(x)
+            bound.linear(layer, inputs, x if layer.bias is None else x - layer.bias)
+            if condition is not None:
+                shifted = x
+                x = (x + shift[:, index]) * scale[:, index]
+                bound.elementwise(shifted, x, scale[:, index])
+            inputs = x
             x, activation_logdet = self.activation(x)
+            bound.activation(self.activation, inputs, x, activation_logdet)
+            bound.end_layer(index, x)
             logabsdet = logabsdet + layer_logdet + activation_logdet
         return x, logabsdet
 
-    def _inverse_pass(self, y: Tensor) -> tuple[Tensor, Tensor]:
+    def _inverse_pass(
+        self, y: Tensor, bound: ErrorBound, condition: Condition | None = None
+    ) -> tuple[Tensor, Tensor]:
         layers = self.layers()
-        if len(layers) > 1 and all(type(layer) is InverseLinear for layer in layers):
-            # One batched slogdet (and one batched solve in backward) for all layers instead of
-            # one per layer: the same LU per matrix, so the same values and gradients. The
-            # per-layer log-dets are batch-independent scalars, so they are summed once and added
-            # once, not broadcast per layer (fewer autograd nodes on this hot path).
+        if condition is not None:
+            shift, log_scale = condition
+            inverse_scale = (-log_scale).exp()
+        # One batched slogdet (and one batched solve in backward) for all layers when every
+        # layer is an InverseLinear, instead of one per layer: the same LU per matrix, so the
+        # same values and gradients. The per-layer log-dets are batch-independent scalars, so they
+        # are summed once and added once, not broadcast per layer (fewer autograd nodes on this
+        # hot path).
+        batched = len(layers) > 1 and all(type(layer) is InverseLinear for layer in layers)
+        if batched:
             matrices = torch.stack([layer.inverse_weight() for layer in layers])
             logabsdet = torch.linalg.slogdet(matrices).logabsdet.sum()
-            for layer in reversed(layers):
-                y, activation_logdet = self.activation.inverse(y)
-                if layer.bias is not None:
-                    y = y - layer.bias
-                y = layer.apply_inverse_weight(y)
-                logabsdet = logabsdet + activation_logdet
-            return y, logabsdet
-        logabsdet = y.new_zeros(y.shape[:-1])
-        for layer in reversed(layers):
+        else:
+            logabsdet = y.new_zeros(y.shape[:-1])
+        if condition is not None:
+            logabsdet = logabsdet - log_scale.sum((-2, -1))
+        for index, layer in reversed(list(enumerate(layers))):
+            inputs = y
             y, activation_logdet = self.activation.inverse(y)
-            y, layer_logdet = layer.inverse(y)
-            logabsdet = logabsdet + activation_logdet + layer_logdet
+            bound.activation(self.activation, inputs, y, activation_logdet)
+            inputs = y
+            if condition is not None:
+                y = y * inverse_scale[:, index] - shift[:, index]
+            if layer.bias is not None:
+                y = y - layer.bias
+            bound.elementwise(inputs, y, None if condition is None else inverse_scale[:, index])
+            inputs = y
+            y = layer.apply_inverse_weight(y)
+            bound.linear(layer, inputs, y)
+            bound.end_layer(index, y)
+            logabsdet = logabsdet + activation_logdet
+            if not batched:
+                logabsdet = logabsdet + layer.log_abs_det_inverse()
         return y, logabsdet
 
-    def _guarded(self, run: Pass, inputs: Tensor, name: str) -> tuple[Tensor, Tensor]:
-        """Run a pass; turn a singular-matrix failure or a NaN/inf result into a clear error."""
+    @property
+    def rtol(self) -> float:
+        """The stated accuracy of every pass (:mod:`jacrl.nn.accuracy`): x to
+        rtol·max(1, ‖x‖∞) and the log-det to rtol·max(1, |log-det|) per sample, or the pass
+        raises PrecisionLossError; 1.1e-8 in float64, 1e-3 in float32 (jacrl.nn.accuracy)."""
+        return default_rtol(self.dtype)
+
+    def _guarded(
+        self, run: Pass, inputs: Tensor, name: str, condition: Condition | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Run a pass; turn a singular-matrix failure, a NaN/inf result or a result less
+        accurate than :attr:`rtol` into a clear error."""
+        bound = ErrorBound(inputs, "inverse" if name == "y" else "forward")
         try:
-            outputs, logabsdet = run(inputs)
+            outputs, logabsdet = run(inputs, bound)
         except torch.linalg.LinAlgError as error:
             self.check_conditioning()
             raise SingularWeightError(f"a layer matrix is singular: {error}") from error
         if bool(torch.isfinite(outputs).all()) and bool(torch.isfinite(logabsdet).all()):
+            bound.check(outputs, logabsdet, self.rtol, name)
             return outputs, logabsdet
         if not bool(torch.isfinite(inputs).all()):
             raise NonFiniteError(f"{name} contains NaN or inf; the network needs finite inputs")
+        if condition is not None and not all(bool(torch.isfinite(t).all()) for t in condition):
+            raise NonFiniteError("the condition (shift, log_scale) contains NaN or inf")
         self.check_conditioning()
         raise NonFiniteError(
             f"the pass from {name} overflowed to NaN/inf in {self.dtype} although every layer has "
@@ -250,7 +312,6 @@ class InvertibleMLP(nn.Module):
     def check_conditioning(self) -> Tensor:
         """Raise :class:`SingularWeightError` if some cond(V_l) exceeds ``max_cond`` or is NaN;
         return the condition numbers (shape ``(depth,)``) otherwise."""
-        key = parameter_key(self)
         conds = self.condition_numbers()
         for index, cond in enumerate(conds.tolist()):
             if not cond <= self.max_cond:  # also catches NaN
@@ -260,7 +321,6 @@ class InvertibleMLP(nn.Module):
                     f"{self.max_cond:g} (NaN means non-finite weights); lower the learning rate, "
                     "regularise or re-condition V, or use float64"
                 )
-        self._conditioning_checked = key
         return conds
 
     def recondition(self) -> list[int]:
@@ -275,19 +335,10 @@ class InvertibleMLP(nn.Module):
 
     # Acting ----------------------------------------------------------------------------------
     def frozen_forward(self) -> FrozenForward:
-        """The lean forward pass for acting, from W_l = V_l⁻¹ computed once (no gradient).
-
-        Kept until a parameter changes (keyed on :func:`parameter_key`, checked here, not per
-        pass): call this once per rollout, or once per ``predict``. Building a new snapshot checks
-        the conditioning (unless :meth:`check_conditioning` already passed for these weights) and
-        that W_l, b_l are finite, raising :class:`SingularWeightError` otherwise.
-        """
-        key = parameter_key(self)
-        cached = self._frozen_forward
-        if cached is not None and cached.key == key:
-            return cached
-        if self._conditioning_checked != key:
-            self.check_conditioning()
+        """A lean forward pass for acting from W_l = V_l⁻¹ and b_l computed now (no gradient, no
+        cache: the caller keeps it while the weights stay as they are). Raises
+        :class:`SingularWeightError` if some W_l or b_l is not finite; the conditioning is the
+        caller's to check (:meth:`check_conditioning`)."""
         with torch.no_grad():
             layers = tuple(
                 (
@@ -296,34 +347,10 @@ class InvertibleMLP(nn.Module):
                 )
                 for layer in self.layers()
             )
-        snapshot = FrozenForward(key, layers, self.activation.value)
+        snapshot = FrozenForward(layers, self.activation.value)
         if not snapshot.all_finite():
             raise SingularWeightError(
                 "a forward matrix W = V⁻¹ or a bias is not finite; lower the learning rate or "
                 "max_cond, or use float64"
             )
-        self._frozen_forward = snapshot
         return snapshot
-
-    def invalidate(self) -> None:
-        """Drop the acting snapshot and the conditioning record: the next
-        :meth:`frozen_forward` recomputes both. Needed only after writing the weights in a way
-        that bypasses version counters (``p.data[...] = ...``, fused optimizers); foreach and
-        single-tensor optimizer steps and ``load_state_dict`` are detected."""
-        self._frozen_forward = None
-        self._conditioning_checked = None
-
-    @contextmanager
-    def frozen(self) -> Iterator[InvertibleMLP]:
-        """Within the block, forward passes reuse W_l = V_l⁻¹ and log|det W_l| computed once (no
-        gradient reaches the weights through forward); the cache refreshes itself if a parameter
-        changes. Checks the conditioning on entry."""
-        self.check_conditioning()
-        previous = [layer.is_frozen for layer in self.layers()]
-        for layer in self.layers():
-            layer.set_frozen(True)
-        try:
-            yield self
-        finally:
-            for layer, was_frozen in zip(self.layers(), previous, strict=True):
-                layer.set_frozen(was_frozen)

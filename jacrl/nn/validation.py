@@ -1,20 +1,14 @@
-"""The errors jacrl.nn raises, and the input checks that raise them."""
+"""The input checks of jacrl.nn. The errors they raise live with jacrl's others in
+:mod:`jacrl.common.errors`; they are re-exported here and from :mod:`jacrl.nn`."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from jacrl.common.errors import JacrlError
+from jacrl.common.errors import InputShapeError, SingularWeightError
 
-
-class SingularWeightError(JacrlError):
-    """A weight matrix is (numerically) singular: its condition number exceeds ``max_cond``,
-    or an inverse pass produced NaN/inf because of it."""
-
-
-class InputShapeError(JacrlError):
-    """A tensor passed to an invertible network has the wrong type, shape or dtype."""
+__all__ = ["InputShapeError", "SingularWeightError", "check_batch"]
 
 
 def check_batch(t: object, n: int, dtype: torch.dtype, name: str) -> Tensor:

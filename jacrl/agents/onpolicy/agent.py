@@ -1,40 +1,129 @@
 """JacobianAgent: Yan's reward-driven Jacobian rule as an on-policy Gymnasium agent.
 
-``collect_rollouts`` samples y0 = F(x0(s) + σ_x ε) and stores y0; ``train`` is a CleanRL-style
-update (design.md §3): REINFORCE or a PPO clipped surrogate on the log-probability of the stored
-y0 under the chosen rule (``density``: the exact log p(y0|s); ``volume``: the seed's
+``collect_rollouts`` samples y0 = F(x0(s) + σ_x ε) and stores y0; ``train`` is SB3 PPO's
+update (docs/method.md §4): REINFORCE or a PPO clipped surrogate on the log-probability of the
+stored y0 under the chosen rule (``density``: the exact log p(y0|s); ``volume``: the seed's
 ℓ(y0) = log|det J_{F⁻¹}(y0)|), with the advantage from the raw reward (the seed), a running-mean
-baseline, or GAE from a value network.
+baseline, or GAE from a value network. Everything about the policy (acting, its density, its
+conditioning guard) goes through :class:`~jacrl.policies.invertible.InvertiblePolicy`'s methods.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
 
-from jacrl.agents.base import BaseAgent
-from jacrl.agents.onpolicy.buffer import ADVANTAGES, RolloutBuffer
+from jacrl.agents.base import BaseAgent, NonFinite
+from jacrl.agents.conditioning import count_reconditions
+from jacrl.agents.onpolicy.buffer import ADVANTAGES, Advantage, RolloutBuffer
 from jacrl.common.checkpoint import optimizer_state, restore_optimizer
-from jacrl.common.errors import ConfigError, NonFiniteError
+from jacrl.common.errors import ConfigError, NonFiniteError, check_choice
 from jacrl.common.schedules import ScheduleLike, as_schedule
-from jacrl.nn import SingularWeightError
-from jacrl.policies.invertible import InvertiblePolicy, action_size
+from jacrl.common.validation import (
+    boolean,
+    check_env_first,
+    layer_sizes,
+    merge_policy_kwargs,
+    non_negative_float,
+    non_negative_int,
+    number,
+    optional_positive_float,
+    optional_positive_int,
+    positive_float,
+    positive_int,
+    schedule,
+    unit_interval,
+)
+from jacrl.nn.activations import ACTIVATIONS, ActivationName
+from jacrl.nn.mlp import PARAMETERIZATIONS, Parameterization
+from jacrl.policies.invertible import (
+    CONDITIONINGS,
+    DTYPES,
+    EMBEDS,
+    ILL_CONDITIONED,
+    RULES,
+    VOLUME_HOLDS,
+    VOLUME_OBJECTIVES,
+    Conditioning,
+    DType,
+    Embed,
+    IllConditioned,
+    InvertiblePolicy,
+    Rule,
+    VolumeHold,
+    VolumeObjective,
+    action_size,
+)
 
-UPDATES = ("ppo", "reinforce")
-WEIGHTINGS = ("none", "softmax")
-ILL_CONDITIONED = ("repair", "raise")
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
+#: How ``train`` turns advantages into a step: PPO's clipped surrogate or one REINFORCE step.
+Update = Literal["ppo", "reinforce"]
+#: ``advantage_weighting``: advantages as they are, or the positive weights N·softmax(A/τ).
+AdvantageWeighting = Literal["none", "softmax"]
+UPDATES: tuple[Update, ...] = get_args(Update)
+WEIGHTINGS: tuple[AdvantageWeighting, ...] = get_args(AdvantageWeighting)
 #: weight of the newest rollout in the running-mean baseline of ``advantage="baseline"``
 BASELINE_RATE = 0.1
+#: The settings of the policy network, which ``policy_kwargs`` may give instead of the flat names.
+POLICY_SETTINGS = (
+    "embed",
+    "width",
+    "depth",
+    "parameterization",
+    "activation",
+    "sigma_x",
+    "learn_sigma",
+    "lift_hidden",
+    "value_hidden",
+    "max_cond",
+    "dtype",
+    "conditioning",
+    "conditioner_hidden",
+)
+
+
+def _refuse_meaningless(
+    rule: Rule,
+    update: Update,
+    volume_objective: VolumeObjective,
+    volume_hold: VolumeHold,
+    target_kl: float | None,
+    advantage_weighting: AdvantageWeighting,
+    weighting_temperature: float,
+) -> None:
+    """Refuse options that would be accepted and do nothing (a value at its default is not
+    "given", so it passes)."""
+    if rule == "density" and (volume_objective != "logdet" or volume_hold != "y0"):
+        raise ConfigError(
+            f"volume_objective={volume_objective!r}, volume_hold={volume_hold!r} choose the volume "
+            "rule's score; rule='density' scores the whole density and ignores them. Pass "
+            "rule='volume', or leave them at their defaults ('logdet', 'y0')"
+        )
+    if volume_objective == "absdet" and update != "reinforce":
+        raise ConfigError(
+            "volume_objective='absdet' needs update='reinforce': a PPO ratio of |J| is the "
+            "ratio of exp ℓ, i.e. the same update as 'logdet'"
+        )
+    if target_kl is not None and update == "reinforce":
+        raise ConfigError(
+            f"target_kl={target_kl} with update='reinforce': the single REINFORCE step is taken at "
+            "ratio 1 (approximate KL 0), so the stop could never act; pass target_kl=None, or "
+            "update='ppo'"
+        )
+    if weighting_temperature != 1.0 and advantage_weighting != "softmax":
+        raise ConfigError(
+            f"weighting_temperature={weighting_temperature} is the temperature of "
+            f"advantage_weighting='softmax', and advantage_weighting={advantage_weighting!r}; "
+            "pass advantage_weighting='softmax', or leave the temperature at 1.0"
+        )
 
 
 class JacobianAgent(BaseAgent):
@@ -47,10 +136,11 @@ class JacobianAgent(BaseAgent):
         ``"volume"`` (the seed: grow ℓ(y0) = log|det J_{F⁻¹}(y0)| on positive advantage; biased
         and blind to the state, so it does not learn: docs/volume_rule.md). With
         ``update="ppo"`` the volume ratio is exp(ℓ_new − ℓ_old).
-    :param advantage: ``"gae"`` (value net, GAE(λ)), ``"baseline"`` (discounted return minus a
-        running mean) or ``"reward"`` (raw reward r_t, the seed; never normalised — on CartPole
-        every reward is +1, so it carries no ranking). Advantages of the first two are
-        normalised per minibatch, as SB3's PPO does.
+    :param advantage: ``"gae"`` (value net, GAE(λ); centred and scaled per minibatch, as SB3's
+        PPO does), ``"baseline"`` (discounted return minus a running mean of returns over
+        rollouts; scaled per minibatch but not centred, which would replace the running mean by
+        the minibatch's) or ``"reward"`` (raw reward r_t, the seed; never normalised — on
+        CartPole every reward is +1, so it carries no ranking).
     :param update: ``"ppo"`` (clipped surrogate, ``n_epochs`` of minibatches, optional
         ``target_kl`` stop) or ``"reinforce"`` (one gradient step on −A·log p per rollout).
     :param embed: ``"mlp"`` (learned lift x0 = g(s)) or ``"pad"`` (zero-padded observation, the
@@ -60,12 +150,12 @@ class JacobianAgent(BaseAgent):
     :param parameterization: ``"inverse"`` (Yan's V = W⁻¹) or ``"lu"`` (invertible by
         construction).
     :param activation: F's invertible activation: ``"asinh"``, ``"smooth_leaky_relu"`` or
-        ``"leaky_relu"`` (design §3b: its piecewise-constant log σ′ gives the volume rule the same
-        gradient for every input). ``None`` picks by rule: ``"asinh"`` for ``density``, whose
-        Gaussian term keeps F⁻¹(y0) near the lift; ``"smooth_leaky_relu"`` for ``volume``, whose
-        score ℓ(y0) alone is unbounded: under asinh its log cosh(u) terms grow with |u|, the rule
-        drives the inverse path's pre-activations apart until ``sinh`` overflows (the 10⁶-step
-        soak failed at 1.4·10⁵ steps), while linear tails cap log (σ⁻¹)′ at −log α.
+        ``"leaky_relu"`` (its piecewise-constant log σ′ gives the volume rule the same gradient
+        for every input, docs/method.md §5). ``None`` picks by rule: ``"asinh"`` for
+        ``density``, whose Gaussian term keeps F⁻¹(y0) near the lift; ``"smooth_leaky_relu"`` for
+        ``volume``, whose score ℓ(y0) alone is unbounded: under asinh its log cosh(u) terms grow
+        with |u|, the rule drives the inverse path's pre-activations apart until ``sinh``
+        overflows, while linear tails cap log (σ⁻¹)′ at −log α (docs/method.md §6).
     :param sigma_x: initial perceptual noise scale σ_x.
     :param learn_sigma: learn a state-independent log σ_x per dimension.
     :param n_envs: parallel env copies (needs an env id for more than one).
@@ -79,10 +169,10 @@ class JacobianAgent(BaseAgent):
     :param vf_coef: weight of the value loss.
     :param max_grad_norm: global gradient-norm clip.
     :param learning_rate: Adam step size (number, ``"lin_<x>"`` or a ``LinearSchedule``).
-    :param target_kl: skip the rest of an update once a minibatch's approximate KL exceeds
-        1.5 × this (SB3's threshold; that minibatch's step is kept, as in CleanRL). The ratio is
-        of the full n-dimensional density of y0, so it clips often (design §3b); on CartPole
-        0.02 turned late collapses into stable 500s (agents/jacobian.yml).
+    :param target_kl: SB3 PPO's early stop: before each minibatch's step, its approximate KL
+        (mean of (r − 1) − log r over the minibatch, r the ratio) is compared with 1.5 × this;
+        past it, that step is not taken and the update ends. The ratio is of the full
+        n-dimensional density of y0 (docs/method.md §4). ``None``: no limit.
     :param normalize_obs: running observation normalisation (saved with the agent).
     :param lift_hidden: hidden sizes of the lift (``embed="mlp"``).
     :param value_hidden: hidden sizes of the value net (``advantage="gae"``).
@@ -90,12 +180,13 @@ class JacobianAgent(BaseAgent):
         so the agent never acts on a garbage inverse.
     :param ill_conditioned: what an update that drives some cond(V_l) past ``max_cond`` does:
         ``"repair"`` (default) projects that layer back to cond = max_cond/2 by raising its small
-        singular values (``InvertibleMLP.recondition``), counted in ``jacobian/reconditions`` and
-        warned about once; ``"raise"`` stops with ``SingularWeightError``. Weights that arrive
-        ill-conditioned (``load``, ``set_parameters``) are always refused, never repaired. The
-        density rule never needed a repair in 10⁶-step soaks; the volume rule with
-        ``parameterization="inverse"`` does (its log|det V| gradient V⁻ᵀ grows as 1/s_min, so
-        negative advantages collapse the smallest singular value).
+        singular values (``InvertiblePolicy.enforce_conditioning``), counted in
+        ``jacobian/reconditions`` and warned about once; ``"raise"`` stops with
+        ``SingularWeightError``. Weights that arrive ill-conditioned (``load``,
+        ``set_parameters``) are always refused, never repaired. Under
+        ``parameterization="inverse"`` the volume rule's log|det V| gradient V⁻ᵀ grows as
+        1/s_min, so negative advantages can collapse the smallest singular value
+        (docs/method.md §6).
     :param dtype: ``"float64"`` (default; float32 inverses lose accuracy as cond(V) grows) or
         ``"float32"`` for F and the density.
     :param volume_objective: volume rule only (docs/volume_rule.md): ``"logdet"`` (default; ℓ)
@@ -104,6 +195,10 @@ class JacobianAgent(BaseAgent):
     :param volume_hold: volume rule only: ``"y0"`` (default, the seed's ∂y0/∂V ≡ 0) or ``"x0"``
         (hold the input x that produced y0 and grow ℓ(F(x)) = −log|det J_F(x)|: make F contract
         around x, so a bigger neighbourhood of x maps near y0 — the seed's words, read literally).
+    :param conditioning: ``"none"`` (default; one F for every state) or ``"state"``: F_s, whose
+        blocks get per-state shifts and log-scales from a conditioner network of the
+        (normalised) observation, zero at initialisation (docs/method.md §7); needs ``depth`` >= 1.
+    :param conditioner_hidden: hidden sizes of the conditioner (``conditioning="state"``).
     :param advantage_weighting: ``"none"`` (default) or ``"softmax"``: replace each minibatch's
         advantages by positive weights w = N·softmax(A/τ) (mean 1), reward-weighted averaging in
         the style of reward-weighted regression (Peters & Schaal 2007) — one reading of the seed's
@@ -111,6 +206,15 @@ class JacobianAgent(BaseAgent):
         step, which Adam undoes, so it is not offered.)
     :param weighting_temperature: τ of ``advantage_weighting="softmax"``, in units of the
         (normalised, unless ``advantage="reward"``) advantage.
+    :param policy_kwargs: the policy network's settings as one dict, as SB3 users pass them
+        (``policy_kwargs=dict(depth=2, lift_hidden=[32, 32])``): any of ``embed``, ``width``,
+        ``depth``, ``parameterization``, ``activation``, ``sigma_x``, ``learn_sigma``,
+        ``lift_hidden``, ``value_hidden``, ``max_cond``, ``dtype``, ``conditioning``,
+        ``conditioner_hidden``. The flat names stay (presets, ``--hp depth=0`` and the compare
+        variants address one setting by one key); a setting given both ways (a flat argument
+        away from its default and a ``policy_kwargs`` entry) is refused. The agent keeps and
+        saves the flat form, so ``agent.policy_kwargs`` is ``None`` once built. There is no
+        ``policy`` argument: the policy is always the invertible one.
     :param nonfinite: NaN/inf policy for observations and rewards, see ``BaseAgent``.
     :param tensorboard_log: see ``BaseAgent``.
     :param seed: see ``BaseAgent``.
@@ -125,14 +229,14 @@ class JacobianAgent(BaseAgent):
     def __init__(
         self,
         env: gym.Env | VecEnv | str | None,
-        rule: str = "density",
-        advantage: str = "gae",
-        update: str = "ppo",
-        embed: str = "mlp",
+        rule: Rule = "density",
+        advantage: Advantage = "gae",
+        update: Update = "ppo",
+        embed: Embed = "mlp",
         width: int | None = None,
         depth: int = 3,
-        parameterization: str = "inverse",
-        activation: str | None = None,
+        parameterization: Parameterization = "inverse",
+        activation: ActivationName | None = None,
         sigma_x: float = 1.0,
         learn_sigma: bool = True,
         n_envs: int = 1,
@@ -151,13 +255,16 @@ class JacobianAgent(BaseAgent):
         lift_hidden: Sequence[int] = (64, 64),
         value_hidden: Sequence[int] = (64, 64),
         max_cond: float = 1e6,
-        ill_conditioned: str = "repair",
-        dtype: str = "float64",
-        volume_objective: str = "logdet",
-        volume_hold: str = "y0",
-        advantage_weighting: str = "none",
+        ill_conditioned: IllConditioned = "repair",
+        dtype: DType = "float64",
+        volume_objective: VolumeObjective = "logdet",
+        volume_hold: VolumeHold = "y0",
+        conditioning: Conditioning = "none",
+        conditioner_hidden: Sequence[int] = (64,),
+        advantage_weighting: AdvantageWeighting = "none",
         weighting_temperature: float = 1.0,
-        nonfinite: str = "raise",
+        policy_kwargs: Mapping[str, Any] | None = None,
+        nonfinite: NonFinite = "raise",
         tensorboard_log: str | os.PathLike[str] | None = None,
         seed: int | None = None,
         device: torch.device | str = "auto",
@@ -165,24 +272,74 @@ class JacobianAgent(BaseAgent):
         observation_space: spaces.Space | None = None,
         action_space: spaces.Space | None = None,
     ) -> None:
-        for name, value, accepted in (
-            ("advantage", advantage, ADVANTAGES),
-            ("update", update, UPDATES),
-            ("dtype", dtype, tuple(DTYPES)),
-            ("advantage_weighting", advantage_weighting, WEIGHTINGS),
-            ("ill_conditioned", ill_conditioned, ILL_CONDITIONED),
-        ):
-            if value not in accepted:
-                raise ConfigError(f"{name}={value!r}: expected one of {accepted}")
-        if volume_objective == "absdet" and update != "reinforce":
-            raise ConfigError(
-                "volume_objective='absdet' needs update='reinforce': a PPO ratio of |J| is the "
-                "ratio of exp ℓ, i.e. the same update as 'logdet'"
-            )
-        if not weighting_temperature > 0:
-            raise ConfigError(f"weighting_temperature={weighting_temperature}: must be positive")
-        if n_steps < 1 or batch_size < 1 or n_epochs < 1:
-            raise ConfigError("n_steps, batch_size and n_epochs must be positive")
+        check_env_first(type(self).__name__, env)
+        # policy_kwargs (SB3's habit) and the flat names address the same settings; the flat
+        # attributes are the canonical, saved form
+        settings = merge_policy_kwargs(
+            type(self),
+            POLICY_SETTINGS,
+            policy_kwargs,
+            embed=embed,
+            width=width,
+            depth=depth,
+            parameterization=parameterization,
+            activation=activation,
+            sigma_x=sigma_x,
+            learn_sigma=learn_sigma,
+            lift_hidden=lift_hidden,
+            value_hidden=value_hidden,
+            max_cond=max_cond,
+            dtype=dtype,
+            conditioning=conditioning,
+            conditioner_hidden=conditioner_hidden,
+        )
+        # Every hyperparameter is checked here, in type and range, and kept in the form that is
+        # saved (the policy checks its own options again when it is built).
+        check_choice("rule", rule, RULES)
+        check_choice("advantage", advantage, ADVANTAGES)
+        check_choice("update", update, UPDATES)
+        check_choice("advantage_weighting", advantage_weighting, WEIGHTINGS)
+        check_choice("ill_conditioned", ill_conditioned, ILL_CONDITIONED)
+        check_choice("volume_objective", volume_objective, VOLUME_OBJECTIVES)
+        check_choice("volume_hold", volume_hold, VOLUME_HOLDS)
+        embed, parameterization = settings["embed"], settings["parameterization"]
+        activation, dtype, conditioning = (
+            settings["activation"],
+            settings["dtype"],
+            settings["conditioning"],
+        )
+        check_choice("embed", embed, EMBEDS)
+        check_choice("parameterization", parameterization, tuple(PARAMETERIZATIONS))
+        if activation is not None:
+            check_choice("activation", activation, tuple(ACTIVATIONS))
+        check_choice("dtype", dtype, tuple(DTYPES))
+        check_choice("conditioning", conditioning, CONDITIONINGS)
+        width = optional_positive_int("width", settings["width"])
+        depth = non_negative_int("depth", settings["depth"])
+        sigma_x = positive_float("sigma_x", settings["sigma_x"])
+        learn_sigma = boolean("learn_sigma", settings["learn_sigma"])
+        lift_hidden = layer_sizes("lift_hidden", settings["lift_hidden"])
+        value_hidden = layer_sizes("value_hidden", settings["value_hidden"])
+        conditioner_hidden = layer_sizes("conditioner_hidden", settings["conditioner_hidden"])
+        max_cond = number("max_cond", settings["max_cond"], low=1.0, low_open=True)
+        n_steps = positive_int("n_steps", n_steps)
+        batch_size = positive_int("batch_size", batch_size)
+        n_epochs = positive_int("n_epochs", n_epochs)
+        gamma = unit_interval("gamma", gamma)
+        gae_lambda = unit_interval("gae_lambda", gae_lambda)
+        clip_range = schedule("clip_range", clip_range)
+        ent_coef = number("ent_coef", ent_coef)
+        vf_coef = non_negative_float("vf_coef", vf_coef)
+        max_grad_norm = positive_float(
+            "max_grad_norm", max_grad_norm, hint="; for no clipping, a large number such as 1e10"
+        )
+        learning_rate = schedule("learning_rate", learning_rate)
+        target_kl = optional_positive_float("target_kl", target_kl)
+        weighting_temperature = positive_float("weighting_temperature", weighting_temperature)
+        _refuse_meaningless(
+            rule, update, volume_objective, volume_hold, target_kl, advantage_weighting,
+            weighting_temperature,
+        )  # fmt: skip
         super().__init__(
             env,
             n_envs=n_envs,
@@ -195,20 +352,28 @@ class JacobianAgent(BaseAgent):
             observation_space=observation_space,
             action_space=action_space,
         )
-        self.rule, self.advantage, self.update, self.embed = rule, advantage, update, embed
-        self.width, self.depth, self.parameterization = width, depth, parameterization
+        self.rule, self.advantage, self.update = rule, advantage, update
+        self.embed, self.width, self.depth = embed, width, depth
+        self.parameterization = parameterization
         if activation is None:
             activation = "asinh" if rule == "density" else "smooth_leaky_relu"
-        self.activation, self.sigma_x, self.learn_sigma = activation, sigma_x, learn_sigma
+        self.activation = activation
+        self.sigma_x, self.learn_sigma = sigma_x, learn_sigma
         self.n_steps, self.batch_size, self.n_epochs = n_steps, batch_size, n_epochs
         self.gamma, self.gae_lambda, self.clip_range = gamma, gae_lambda, clip_range
         self.ent_coef, self.vf_coef, self.max_grad_norm = ent_coef, vf_coef, max_grad_norm
         self.learning_rate, self.target_kl = learning_rate, target_kl
-        self.lift_hidden, self.value_hidden = tuple(lift_hidden), tuple(value_hidden)
-        self.max_cond, self.ill_conditioned, self.dtype = max_cond, ill_conditioned, dtype
+        self.lift_hidden, self.value_hidden = lift_hidden, value_hidden
+        self.max_cond, self.ill_conditioned = max_cond, ill_conditioned
+        self.dtype = dtype
+        #: always ``None`` once built: ``policy_kwargs`` is merged into the flat settings above
+        #: (``agent.depth``, ...), the one form that is saved, so save/load round-trips
+        self.policy_kwargs: dict[str, Any] | None = None
         #: layers projected back under max_cond so far (``ill_conditioned="repair"``)
         self.reconditions = 0
         self.volume_objective, self.volume_hold = volume_objective, volume_hold
+        self.conditioning = conditioning
+        self.conditioner_hidden = conditioner_hidden
         self.advantage_weighting, self.weighting_temperature = (
             advantage_weighting,
             weighting_temperature,
@@ -232,23 +397,33 @@ class JacobianAgent(BaseAgent):
             lift_hidden=self.lift_hidden,
             value_hidden=self.value_hidden if advantage == "gae" else None,
             max_cond=max_cond,
-            dtype=DTYPES[dtype],
+            dtype=dtype,
             volume_objective=volume_objective,
             volume_hold=volume_hold,
+            conditioning=conditioning,
+            conditioner_hidden=self.conditioner_hidden,
         ).to(self.device)
         self._trained_parameters = [p for p in self.policy.parameters() if p.requires_grad]
         # fused: one kernel per dtype group instead of ~8 ops per parameter tensor (the update
         # is dominated by per-op overhead at these sizes). Deterministic run to run; it rounds
-        # differently from the single-tensor loop, and it writes the parameters without bumping
-        # their version counters, so train() invalidates the acting snapshots itself.
+        # differently from the single-tensor loop. Attached, so each step renews the policy's
+        # acting snapshot.
         self.optimizer = torch.optim.Adam(
             self._trained_parameters, lr=self._lr_schedule(1.0), eps=1e-5, fused=True
         )
+        self.policy.attach_optimizer(self.optimizer)
         self.rollout_buffer = RolloutBuffer(
-            n_steps, self.n_envs, obs_dim, self.n, dtype=np.dtype(dtype).type
+            n_steps,
+            self.n_envs,
+            obs_dim,
+            self.n,
+            dtype=np.dtype(dtype).type,
+            store_inputs=self.policy.needs_input,
         )
         #: running mean of discounted returns, the baseline of ``advantage="baseline"``
         self.return_baseline: float | None = None
+        #: epochs of updates run so far (SB3 PPO's ``_n_updates``, logged as ``train/n_updates``)
+        self._n_updates = 0
         self._last_values = np.zeros(self.n_envs)
 
     # ----------------------------------------------------------------------------------------
@@ -259,6 +434,7 @@ class JacobianAgent(BaseAgent):
             optimizer=optimizer_extra,
             return_baseline=self.return_baseline,
             reconditions=self.reconditions,
+            n_updates=self._n_updates,
         )
         return {**tensors, **optimizer_tensors}, extra
 
@@ -267,10 +443,12 @@ class JacobianAgent(BaseAgent):
         restore_optimizer(self.optimizer, tensors, extra["optimizer"])
         self.return_baseline = extra["return_baseline"]
         self.reconditions = extra.get("reconditions", 0)
+        self._n_updates = extra.get("n_updates", 0)
 
     def _predict(self, obs: torch.Tensor, deterministic: bool) -> np.ndarray:
         # the acting snapshot is kept across calls until the weights change (no inverse or SVD
-        # per call); one finiteness check per call, so no NaN reaches the caller as an action
+        # per call: InvertiblePolicy.generation); one finiteness check per call, so no NaN
+        # reaches the caller as an action
         with torch.inference_mode():
             y0 = self.policy.actor()(obs.to(self.device), deterministic)
             if not bool(torch.isfinite(y0).all()):
@@ -279,16 +457,12 @@ class JacobianAgent(BaseAgent):
                 )
         return self.policy.to_env_actions(y0)
 
-    def set_parameters(self, params: Mapping[str, torch.Tensor], exact_match: bool = True) -> None:
-        super().set_parameters(params, exact_match)
-        self.policy.invalidate()
-
     def collect_rollouts(self, callback: BaseCallback) -> bool:
         """Fill the rollout buffer with ``n_steps`` steps of every env (SB3's order of calls).
 
         The weights are fixed during a rollout, so the policy's acting snapshot (W_l = V_l⁻¹,
-        σ_x, conditioning and finiteness of the weights checked) is taken once; every step is then
-        a few plain tensor operations. The stored pre-actions are checked once, at the end.
+        σ_x, conditioning and finiteness of the weights checked) is fetched once; every step is
+        then a few plain tensor operations. The stored pre-actions are checked once, at the end.
         """
         assert self._last_obs is not None
         buffer, policy, device = self.rollout_buffer, self.policy, self.device
@@ -310,7 +484,7 @@ class JacobianAgent(BaseAgent):
             self._last_obs, self._last_episode_starts = step.obs, step.dones
         bad = ~np.isfinite(buffer.y0).all(axis=(1, 2))
         if bad.any():
-            policy.net.check_conditioning()  # names the layer if F's weights are the cause
+            policy.check_conditioning()  # names the layer if F's weights are the cause
             index = int(np.argmax(bad))
             raise NonFiniteError(
                 f"the pre-action y0 overflowed to NaN/inf at step {index} of the rollout ending at "
@@ -341,15 +515,13 @@ class JacobianAgent(BaseAgent):
         shape = (buffer.n_steps, buffer.n_envs)
         obs = torch.as_tensor(buffer.obs, device=device).flatten(0, 1)
         y0 = torch.as_tensor(buffer.y0, device=device).flatten(0, 1)
-        x = None
-        if policy.needs_input:
-            # the inputs that produced y0 under the weights that acted, held fixed in train
-            x = policy.net.inverse(y0)
+        log_probs, logabsdet, x = policy.score_rollout(obs, y0)
+        if x is not None:  # the inputs that produced y0 under these weights, held fixed in train
+            assert buffer.x is not None  # allocated for a policy that needs_input
             buffer.x[:] = x.reshape(*shape, -1).cpu().numpy()
-        log_probs, logabsdet = policy.log_prob(obs, y0, x)
         buffer.log_probs[:] = log_probs.reshape(shape).cpu().numpy()
         buffer.logabsdet[:] = logabsdet.reshape(shape).cpu().numpy()
-        if policy.value_net is None:
+        if not policy.has_critic:
             self._last_values = np.zeros(buffer.n_envs)
             return
         extra = [self._last_obs, *(final[None] for _, _, final in buffer.truncations)]
@@ -363,7 +535,8 @@ class JacobianAgent(BaseAgent):
             buffer.rewards[t, env] += self.gamma * value
 
     def train(self) -> None:
-        """One update from the rollout: CleanRL's PPO loop, on the log-probability of y0."""
+        """One update from the rollout: SB3's PPO loop (``stable_baselines3/ppo/ppo.py``) on the
+        log-probability of y0, including where it stops for ``target_kl`` and what it logs."""
         policy, optimizer = self.policy, self.optimizer
         learning_rate = self._lr_schedule(self._progress_remaining)
         clip_range = self._clip_schedule(self._progress_remaining)
@@ -375,36 +548,23 @@ class JacobianAgent(BaseAgent):
         n_epochs, batch_size = (
             (self.n_epochs, self.batch_size) if self.update == "ppo" else (1, buffer_size)
         )
-        normalize_advantage = self.advantage != "reward"
 
-        pg_losses, value_losses, entropy_losses, clip_fractions, approx_kls, grad_norms = (
-            [] for _ in range(6)
-        )
+        pg_losses, value_losses, entropy_losses, clip_fractions, grad_norms = ([] for _ in range(5))
+        approx_kls: list[float] = []
         continue_training = True
         for _epoch in range(n_epochs):
+            approx_kls = []  # SB3 logs the last epoch's mean
             b_inds = torch.randperm(buffer_size, device=self.device)
             for start in range(0, buffer_size, batch_size):
                 mb_inds = b_inds[start : start + batch_size]
                 values, log_prob, entropy = policy.evaluate_actions(
                     rollout.obs[mb_inds],
                     rollout.y0[mb_inds],
-                    rollout.x[mb_inds] if policy.needs_input else None,
+                    None if rollout.x is None else rollout.x[mb_inds],
                 )
                 logratio = log_prob - rollout.log_probs[mb_inds]
                 ratio = logratio.exp()
-                with torch.no_grad():
-                    # http://joschu.net/blog/kl-approx.html
-                    approx_kl = ((ratio - 1) - logratio).mean().item()
-                    clip_fractions.append(((ratio - 1.0).abs() > clip_range).double().mean().item())
-                approx_kls.append(approx_kl)
-
-                advantages = rollout.advantages[mb_inds]
-                if normalize_advantage and len(mb_inds) > 1:
-                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-                if self.advantage_weighting == "softmax":
-                    advantages = len(mb_inds) * torch.softmax(
-                        advantages / self.weighting_temperature, dim=0
-                    )
+                advantages = self._minibatch_advantages(rollout.advantages[mb_inds])
 
                 # Policy loss
                 if self.update == "ppo":
@@ -413,17 +573,28 @@ class JacobianAgent(BaseAgent):
                     pg_loss = torch.max(pg_loss1, pg_loss2).mean()
                 else:
                     pg_loss = -(advantages * log_prob).mean()
-
                 # Value loss
-                if policy.value_net is not None:
+                if policy.has_critic:
                     v_loss = 0.5 * ((values - rollout.returns[mb_inds]) ** 2).mean()
                 else:
                     v_loss = torch.zeros((), device=self.device)
-
                 # Entropy loss
                 entropy_loss = -entropy.mean()
-
                 loss = pg_loss + self.ent_coef * entropy_loss + self.vf_coef * v_loss
+
+                pg_losses.append(pg_loss.item())
+                value_losses.append(v_loss.item())
+                entropy_losses.append(entropy_loss.item())
+                with torch.no_grad():
+                    # http://joschu.net/blog/kl-approx.html
+                    approx_kl = ((ratio - 1) - logratio).mean().item()
+                    clip_fractions.append(((ratio - 1.0).abs() > clip_range).double().mean().item())
+                approx_kls.append(approx_kl)
+                # SB3's early stop: measured before the step, and this minibatch is not applied
+                if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
+                    continue_training = False
+                    break
+
                 if not torch.isfinite(loss):
                     raise NonFiniteError(
                         f"the loss is {loss.item()} at env step {self.num_timesteps} (policy "
@@ -441,34 +612,24 @@ class JacobianAgent(BaseAgent):
                         "learning_rate or max_cond"
                     )
                 optimizer.step()
-                pg_losses.append(pg_loss.item())
-                value_losses.append(v_loss.item())
-                entropy_losses.append(entropy_loss.item())
                 grad_norms.append(grad_norm.item())
-
-                if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
-                    continue_training = False
-                    break
+            self._n_updates += 1
             if not continue_training:
                 break
-        policy.invalidate()  # fused Adam's writes are invisible to the version-keyed caches
 
         # Conditioning: repair or fail loudly rather than act through a near-singular V (one SVD
         # per layer per update, more only when repairing; the next rollout's acting snapshot
         # reuses this check)
-        try:
-            conds = policy.net.check_conditioning()
-        except SingularWeightError:
-            if self.ill_conditioned == "raise" or not self._recondition():
-                raise  # or non-finite weights, which no projection repairs
-            conds = policy.net.check_conditioning()
+        conds, repaired = policy.enforce_conditioning(self.ill_conditioned)
+        count_reconditions(self, repaired)
 
         self._record_train_logs(
             rollout.logabsdet,
             conds,
             learning_rate=learning_rate,
             clip_range=clip_range,
-            policy_loss=pg_losses,
+            loss=loss.item(),
+            policy_gradient_loss=pg_losses,
             value_loss=value_losses,
             entropy_loss=entropy_losses,
             approx_kl=approx_kls,
@@ -476,22 +637,24 @@ class JacobianAgent(BaseAgent):
             grad_norm=grad_norms,
         )
 
-    def _recondition(self) -> bool:
-        """Project layers past ``max_cond`` back under it; count them, warn the first time;
-        return whether any was repaired."""
-        repaired = self.policy.net.recondition()
-        if not repaired:
-            return False
-        if not self.reconditions:
-            warnings.warn(
-                f"env step {self.num_timesteps}: the update drove cond(V) of layer(s) {repaired} "
-                f"past max_cond={self.max_cond:g}; projected back to max_cond/2 "
-                "(ill_conditioned='repair'; 'raise' stops instead). Later repairs are counted in "
-                "jacobian/reconditions.",
-                stacklevel=2,
+    def _minibatch_advantages(self, advantages: torch.Tensor) -> torch.Tensor:
+        """What a minibatch's advantages become in the loss.
+
+        ``gae``: centred and scaled per minibatch, as SB3's PPO does. ``baseline``: scaled only:
+        centring would subtract the minibatch mean and so erase the running-mean baseline the
+        advantage was formed with. ``reward``: as they are (the seed's raw reward). Then
+        ``advantage_weighting="softmax"`` turns them into the weights N·softmax(A/τ).
+        """
+        if len(advantages) > 1:
+            if self.advantage == "gae":
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            elif self.advantage == "baseline":
+                advantages = advantages / (advantages.std() + 1e-8)
+        if self.advantage_weighting == "softmax":
+            advantages = len(advantages) * torch.softmax(
+                advantages / self.weighting_temperature, dim=0
             )
-        self.reconditions += len(repaired)
-        return True
+        return advantages
 
     def _record_train_logs(
         self,
@@ -499,23 +662,48 @@ class JacobianAgent(BaseAgent):
         cond: torch.Tensor,
         learning_rate: float,
         clip_range: float,
+        loss: float,
         **means: Any,
     ) -> None:
-        """SB3's ``train/*`` keys plus ``jacobian/*`` (log|det J_{F⁻¹}(y0)| of the rollout)."""
+        """SB3 PPO's ``train/*`` keys with PPO's meanings, plus ``jacobian/*`` (log|det
+        J_{F⁻¹}(y0)| of the rollout, conditioning, σ_x).
+
+        As in PPO: ``train/approx_kl`` is the mean over the last epoch's minibatches, ``train/loss``
+        the last minibatch's total loss, ``train/n_updates`` the epochs run so far (stdout only),
+        ``train/explained_variance`` that of the critic's values for the returns (only with a
+        critic, ``advantage="gae"``), ``train/std`` the mean noise scale σ_x (PPO's is the action
+        Gaussian's; here the Gaussian is on x, before F).
+        """
         logger = self.logger
-        for name in ("policy_loss", "value_loss", "entropy_loss", "approx_kl", "clip_fraction"):
+        for name in (
+            "policy_gradient_loss",
+            "value_loss",
+            "entropy_loss",
+            "approx_kl",
+            "clip_fraction",
+        ):
             logger.record(f"train/{name}", float(np.mean(means[name])))
+        logger.record("train/loss", loss)
+        if self.policy.has_critic:
+            buffer = self.rollout_buffer
+            logger.record(
+                "train/explained_variance",
+                float(explained_variance(buffer.values.flatten(), buffer.returns.flatten())),
+            )
+        sigma = float(self.policy.log_sigma.detach().exp().mean())
+        logger.record("train/std", sigma)
         logger.record("train/learning_rate", learning_rate)
         logger.record("train/clip_range", clip_range)
-        logger.record("train/n_updates", len(means["policy_loss"]), exclude="tensorboard")
+        logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         logger.record("jacobian/cond_max", float(cond.max()) if cond.numel() else 1.0)
         logger.record("jacobian/reconditions", self.reconditions)
         logger.record("jacobian/logdet_mean", float(logabsdet.mean()))
         logger.record(
             "jacobian/logdet_std", float(logabsdet.std()) if logabsdet.numel() > 1 else 0.0
         )
-        logger.record("jacobian/grad_norm", float(np.mean(means["grad_norm"])))
-        logger.record("jacobian/sigma_x", float(self.policy.log_sigma.detach().exp().mean()))
+        if means["grad_norm"]:
+            logger.record("jacobian/grad_norm", float(np.mean(means["grad_norm"])))
+        logger.record("jacobian/sigma_x", sigma)
         logger.record(
             "jacobian/logdet_hist",
             logabsdet.detach().cpu().float(),

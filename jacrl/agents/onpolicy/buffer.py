@@ -7,15 +7,17 @@ not the env action read off it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from jacrl.common.errors import ConfigError
+from jacrl.common.errors import check_choice
 
-ADVANTAGES = ("gae", "baseline", "reward")
+#: The advantage estimators of :meth:`RolloutBuffer.compute_advantages`.
+Advantage = Literal["gae", "baseline", "reward"]
+ADVANTAGES: tuple[Advantage, ...] = get_args(Advantage)
 
 
 class RolloutBatch(NamedTuple):
@@ -27,7 +29,8 @@ class RolloutBatch(NamedTuple):
     advantages: Tensor
     returns: Tensor
     logabsdet: Tensor
-    x: Tensor
+    #: the stored inputs x (``store_inputs`` only)
+    x: Tensor | None
 
 
 class RolloutBuffer:
@@ -39,16 +42,26 @@ class RolloutBuffer:
     :param n: width of the invertible network (size of y0).
     :param dtype: the invertible network's dtype: y0 and x are stored in it, so scoring them
         needs no cast (and a float32 network gets exactly the pre-actions it produced).
+    :param store_inputs: also keep the inputs x that produced y0 (``volume_hold="x0"`` scores
+        them; see ``InvertiblePolicy.needs_input``).
     """
 
     def __init__(
-        self, n_steps: int, n_envs: int, obs_dim: int, n: int, dtype: type = np.float64
+        self,
+        n_steps: int,
+        n_envs: int,
+        obs_dim: int,
+        n: int,
+        dtype: type = np.float64,
+        store_inputs: bool = False,
     ) -> None:
         self.n_steps, self.n_envs = n_steps, n_envs
         self.obs = np.zeros((n_steps, n_envs, obs_dim), dtype=np.float32)
         self.y0: np.ndarray = np.zeros((n_steps, n_envs, n), dtype=dtype)
-        #: the inputs x = F⁻¹(y0) under the weights that acted (filled for volume_hold="x0" only)
-        self.x: np.ndarray = np.zeros((n_steps, n_envs, n), dtype=dtype)
+        #: the inputs x = F⁻¹(y0) under the weights that acted (``store_inputs`` only)
+        self.x: np.ndarray | None = (
+            np.zeros((n_steps, n_envs, n), dtype=dtype) if store_inputs else None
+        )
         self.rewards = np.zeros((n_steps, n_envs), dtype=np.float64)
         self.episode_starts = np.zeros((n_steps, n_envs), dtype=np.float64)
         self.values = np.zeros((n_steps, n_envs), dtype=np.float64)
@@ -75,7 +88,8 @@ class RolloutBuffer:
 
         :param episode_start: whether ``obs`` is the first observation of its episode.
         :param truncated_obs: env index -> final observation, for episodes this step truncated
-            (time limit), whose value is bootstrapped into the reward by :meth:`score`.
+            (time limit), whose value the agent bootstraps into the reward once the rollout
+            is scored.
         """
         t = self.pos
         self.obs[t], self.y0[t], self.rewards[t], self.episode_starts[t] = (
@@ -93,7 +107,7 @@ class RolloutBuffer:
 
     def compute_advantages(
         self,
-        advantage: str,
+        advantage: Advantage,
         last_values: np.ndarray,
         dones: np.ndarray,
         gamma: float,
@@ -112,8 +126,7 @@ class RolloutBuffer:
         :param dones: whether each env's last step ended its episode.
         :return: the mean discounted return of this rollout (to update the running baseline).
         """
-        if advantage not in ADVANTAGES:
-            raise ConfigError(f"advantage={advantage!r}: expected one of {ADVANTAGES}")
+        check_choice("advantage", advantage, ADVANTAGES)
         if advantage == "reward":
             self.advantages[:] = self.returns[:] = self.rewards
             return float(self.rewards.mean())
@@ -149,5 +162,5 @@ class RolloutBuffer:
             advantages=flat(self.advantages),
             returns=flat(self.returns).float(),
             logabsdet=flat(self.logabsdet),
-            x=flat(self.x),
+            x=None if self.x is None else flat(self.x),
         )
