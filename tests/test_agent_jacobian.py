@@ -497,3 +497,17 @@ def test_every_action_lies_in_the_action_space(agent_class, box):
         assert actions.dtype == action_space.dtype
         outside = [a for a in actions if not action_space.contains(a)]
         assert not outside, outside[:3]
+
+
+def test_the_running_baseline_changes_the_update():
+    """Issue #12.6: advantage="baseline" subtracts a running mean of returns; its advantages are
+    scaled per minibatch but not centred, so the baseline reaches the update (centring would erase
+    any constant shift). Same rollout, two baselines: different steps."""
+    weights = []
+    for shift in (0.0, 50.0):
+        agent = JacobianAgent("CartPole-v1", seed=0, advantage="baseline", **TINY)
+        agent.learn(32)  # one rollout and one update: a running baseline exists now
+        agent.rollout_buffer.advantages -= shift
+        agent.train()
+        weights.append(torch.cat([p.detach().flatten() for p in agent.policy.parameters()]))
+    assert not torch.allclose(weights[0], weights[1])

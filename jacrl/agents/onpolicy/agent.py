@@ -211,8 +211,9 @@ class JacobianAgent(BaseAgent):
         ``depth``, ``parameterization``, ``activation``, ``sigma_x``, ``learn_sigma``,
         ``lift_hidden``, ``value_hidden``, ``max_cond``, ``dtype``, ``conditioning``,
         ``conditioner_hidden``. The flat names stay (presets, ``--hp depth=0`` and the compare
-        variants address one setting by one key); a setting given both ways (a flat argument
-        away from its default and a ``policy_kwargs`` entry) is refused. The agent keeps and
+        variants address one setting by one key); a setting given two ways (a flat argument
+        away from its default and a different ``policy_kwargs`` entry) is refused; a flat
+        argument left at its default yields to ``policy_kwargs``. The agent keeps and
         saves the flat form, so ``agent.policy_kwargs`` is ``None`` once built. There is no
         ``policy`` argument: the policy is always the invertible one.
     :param nonfinite: NaN/inf policy for observations and rewards, see ``BaseAgent``.
