@@ -36,6 +36,8 @@ class ContinuousCritic(nn.Module):
         super().__init__()
         low, high = (np.asarray(b, dtype=np.float64) for b in (action_space.low, action_space.high))
         bounded = np.isfinite(low) & np.isfinite(high)
+        # zero the unbounded bounds first, so no inf - inf is ever evaluated (and warned about)
+        low, high = np.where(bounded, low, 0.0), np.where(bounded, high, 0.0)
         mid = np.where(bounded, (low + high) / 2, 0.0)
         half = np.where(bounded, (high - low) / 2, 1.0)
         # derived from the space, so not saved
