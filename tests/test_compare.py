@@ -408,3 +408,24 @@ def test_compare_refuses_an_agent_that_cannot_act_in_an_env(tmp_path: Path) -> N
         "cannot run 'dqn' on Pendulum-v1: dqn needs a Discrete action space; for Box(-2.0, 2.0, "
     )
     assert list(tmp_path.iterdir()) == []  # refused before any run started
+
+
+def test_threshold_option_replaces_the_env_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fake ppo rises linearly to 500 (seed 0) and 450 (seed 1) over 1000 steps, evaluated every
+    # 250: 300 is first reached at 750 steps by both (375 and 337.5; at 500 steps 250 and 225),
+    # while CartPole's own threshold 475 is reached by seed 0 only
+    monkeypatch.chdir(tmp_path)
+    kwargs: dict[str, Any] = {
+        "seeds": 2, "steps": 1000, "eval_every": 250, "eval_episodes": 3, "workers": 1,
+        "train_fn": fake_train, "progress": False,
+    }  # fmt: skip
+    result = compare(["CartPole-v1"], ["ppo"], thresholds=[300.0], **kwargs)
+    (row,) = result.rows
+    assert (row.threshold, row.reached, row.median_steps) == (300.0, 2, 750.0)
+    out = tmp_path / "runs" / "compare" / "CartPole-v1"
+    assert "--threshold 300" in (out / "README_results.md").read_text()
+    assert "reward threshold: 300 (return)" in (out / "summary.md").read_text()
+    with pytest.raises(ConfigError, match="one finite return per --env"):
+        compare(["CartPole-v1"], ["ppo"], thresholds=[1.0, 2.0], **kwargs)

@@ -27,6 +27,16 @@ def _env_ids(text: str) -> list[str]:
     return ids
 
 
+def _thresholds(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--threshold {text!r}: give one return per --env, comma-separated, e.g. -200"
+        ) from None
+    return values
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``jacrl compare``'s options to ``parser``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -73,6 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--address", default=None, help="Ray cluster to join (e.g. auto); default a local Ray"
     )
+    parser.add_argument(
+        "--threshold",
+        type=_thresholds,
+        default=None,
+        help="return to count 'steps to threshold' against, one per --env (comma-separated), "
+        "replacing the env's reward_threshold (default: the env's own, if it has one)",
+    )
     parser.add_argument("--log-root", default="runs", help="run folders go to LOG_ROOT/<env>/")
     parser.add_argument(
         "--out", type=Path, default=None, help="report folder (default LOG_ROOT/compare/<envs>)"
@@ -99,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
+        thresholds=args.threshold,
         log_root=args.log_root,
         out=args.out,
         backend=args.backend,

@@ -7,6 +7,7 @@ time, so a resumed grid reports all its runs, not only the ones trained in the l
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -61,6 +62,7 @@ def cli_command(
     eval_episodes: int | None,
     log_root: str,
     backend: str,
+    thresholds: Sequence[float] | None = None,
 ) -> str:
     """The ``jacrl compare`` command that reproduces these runs (options that change results)."""
     words = [
@@ -73,6 +75,8 @@ def cli_command(
     ]  # fmt: skip
     if eval_episodes is not None:
         words += ["--eval-episodes", str(eval_episodes)]
+    if thresholds is not None:
+        words += ["--threshold", ",".join(f"{value:g}" for value in thresholds)]
     if log_root != "runs":
         words += ["--log-root", log_root]
     if backend != "local":
@@ -88,6 +92,7 @@ def compare(
     steps: int = 100_000,
     eval_every: int | None = None,
     eval_episodes: int | None = None,
+    thresholds: Sequence[float] | None = None,
     log_root: str = "runs",
     out: Path | None = None,
     backend: str = "local",
@@ -104,6 +109,8 @@ def compare(
         learning curve has ten points.
     :param eval_episodes: episodes per evaluation; default 10, and on a classification bandit
         the whole held-out set.
+    :param thresholds: one return per env (in ``env_ids`` order) that "steps to threshold"
+        counts against, replacing the env's ``reward_threshold``; default each env's own.
     :param out: where the summary, figures and ``README_results.md`` go (default
         :func:`default_out`).
     :param random_state: seed of every bootstrap in the report.
@@ -122,8 +129,16 @@ def compare(
             f"eval_episodes={eval_episodes}: --eval-episodes must be a positive number of "
             "episodes (or left out: 10, a bandit's whole held-out set)"
         )
+    if thresholds is not None and (
+        len(thresholds) != len(env_ids) or not all(math.isfinite(t) for t in thresholds)
+    ):
+        raise ConfigError(
+            f"--threshold {list(thresholds)}: give one finite return per --env "
+            f"({len(env_ids)}: {', '.join(env_ids)}), comma-separated in the same order"
+        )
     eval_every = eval_every or max(steps // 10, 1)
-    scorings = {env_id: env_scoring(env_id) for env_id in env_ids}
+    own = [None] * len(env_ids) if thresholds is None else thresholds
+    scorings = {env_id: env_scoring(env_id, t) for env_id, t in zip(env_ids, own, strict=True)}
     specs = build_grid(
         env_ids,
         agents,
@@ -137,7 +152,7 @@ def compare(
     check_action_spaces(specs)
     command = cli_command(
         env_ids, agents, seeds=seeds, steps=steps, eval_every=eval_every,
-        eval_episodes=eval_episodes, log_root=log_root, backend=backend,
+        eval_episodes=eval_episodes, log_root=log_root, backend=backend, thresholds=thresholds,
     )  # fmt: skip
     out = out or default_out(log_root, env_ids)
     grid = grid_identity(specs, command)

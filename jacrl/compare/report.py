@@ -302,7 +302,8 @@ def readme_section(
             "",
             "Final deterministic evaluation on a separate env (held-out split for bandits), "
             "IQM over seeds with a stratified-bootstrap 95% CI (rliable); steps to threshold "
-            "counts the first evaluation at or above the env's reward threshold.",
+            "counts the first evaluation at or above the reward threshold (the env's own, or "
+            "`--threshold`).",
             "",
             "Agents (presets: `agents/<agent>.yml`):",
             "",

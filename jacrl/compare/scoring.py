@@ -86,11 +86,16 @@ class EnvScoring:
         return float(self.score(np.array(self.threshold), length))
 
 
-def env_scoring(env_id: str) -> EnvScoring:
-    """Build the env to read its threshold and, for a classification bandit, its settings."""
+def env_scoring(env_id: str, threshold: float | None = None) -> EnvScoring:
+    """Build the env to read its threshold and, for a classification bandit, its settings.
+
+    :param threshold: a return to use instead of the env's ``reward_threshold`` (Pendulum-v1,
+        for one, has none).
+    """
     from jacrl.envs.classification_bandit import ClassificationBandit
 
-    threshold = check_env_id(env_id).reward_threshold
+    registered = check_env_id(env_id).reward_threshold
+    threshold = registered if threshold is None else threshold
     env = gym.make(env_id)
     try:
         if not isinstance(env.unwrapped, ClassificationBandit):
