@@ -429,3 +429,19 @@ def test_threshold_option_replaces_the_env_threshold(
     assert "reward threshold: 300 (return)" in (out / "summary.md").read_text()
     with pytest.raises(ConfigError, match="one finite return per --env"):
         compare(["CartPole-v1"], ["ppo"], thresholds=[1.0, 2.0], **kwargs)
+
+
+def test_each_env_gets_its_own_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = compare(
+        ["CartPole-v1", "Acrobot-v1"], ["ppo"], seeds=1, steps=[400, 1000], eval_every=None,
+        eval_episodes=2, workers=1, train_fn=fake_train, progress=False,
+    )  # fmt: skip
+    budgets = {o.spec.env_id: (o.spec.steps, o.spec.eval_every) for o in result.outcomes}
+    assert budgets == {"CartPole-v1": (400, 40), "Acrobot-v1": (1000, 100)}
+    readme = (tmp_path / "runs/compare/CartPole-v1+Acrobot-v1/README_results.md").read_text()
+    assert "--steps 400,1000 --eval-every 40,100" in readme
+    with pytest.raises(ConfigError, match="one per --env"):
+        compare(["CartPole-v1", "Acrobot-v1"], ["ppo"], steps=[400], train_fn=fake_train)
+    with pytest.raises(ConfigError, match="positive number of env steps"):
+        compare(["CartPole-v1"], ["ppo"], steps=0, train_fn=fake_train)

@@ -27,6 +27,25 @@ def _env_ids(text: str) -> list[str]:
     return ids
 
 
+def _step_counts(text: str) -> list[int]:
+    """``5e4`` or ``50000,2e5``: env-step counts, written as integers or in e-notation."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(v.is_integer() and v >= 1 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give positive whole numbers of env steps (e.g. 5e4), one for every env "
+            "or one per --env, comma-separated"
+        )
+    return [int(v) for v in values]
+
+
+def _one_or_each(values: list[int]) -> int | list[int]:
+    """A single count applies to every env; several are one per env."""
+    return values[0] if len(values) == 1 else values
+
+
 def _thresholds(text: str) -> list[float]:
     try:
         values = [float(part) for part in text.split(",")]
@@ -57,13 +76,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..N-1 (default 5)")
     parser.add_argument(
-        "--steps", type=int, default=100_000, help="env steps per run, every agent (default 1e5)"
+        "--steps",
+        type=_step_counts,
+        default=[100_000],
+        help="env steps per run, every agent: one for all envs or one per --env, "
+        "comma-separated (default 1e5)",
     )
     parser.add_argument(
         "--eval-every",
-        type=int,
+        type=_step_counts,
         default=None,
-        help="env steps between evaluations (default steps/10)",
+        help="env steps between evaluations, one for all or one per --env (default steps/10)",
     )
     parser.add_argument(
         "--eval-episodes",
@@ -113,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
         args.env,
         args.agents,
         seeds=args.seeds,
-        steps=args.steps,
-        eval_every=args.eval_every,
+        steps=_one_or_each(args.steps),
+        eval_every=None if args.eval_every is None else _one_or_each(args.eval_every),
         eval_episodes=args.eval_episodes,
         thresholds=args.threshold,
         log_root=args.log_root,

@@ -114,8 +114,8 @@ def build_grid(
     env_ids: Sequence[str],
     names: Sequence[str],
     seeds: Iterable[int],
-    steps: int,
-    eval_every: int,
+    steps: int | Mapping[str, int],
+    eval_every: int | Mapping[str, int],
     *,
     scorings: Mapping[str, EnvScoring],
     eval_episodes: int | None = None,
@@ -126,6 +126,8 @@ def build_grid(
     On a classification bandit ``backprop`` is added even if not listed, because the report
     draws it as the upper bound; elsewhere it is dropped, having no labels to learn from.
 
+    :param steps: env steps per run: one budget for every env, or one per env id.
+    :param eval_every: env steps between evaluations, likewise.
     :param scorings: per env, from :func:`jacrl.compare.scoring.env_scoring`.
     :param eval_episodes: episodes per evaluation; ``None`` evaluates bandits on their whole
         held-out set and other envs on 10 episodes.
@@ -134,6 +136,8 @@ def build_grid(
     specs = []
     for env_id in env_ids:
         scoring = scorings[env_id]
+        budget = steps if isinstance(steps, int) else steps[env_id]
+        every = eval_every if isinstance(eval_every, int) else eval_every[env_id]
         episodes = scoring.eval_episodes(default=10) if eval_episodes is None else eval_episodes
         env_names = [n for n in names if n != SUPERVISED or scoring.is_accuracy]
         if scoring.is_accuracy and SUPERVISED not in env_names:
@@ -142,7 +146,7 @@ def build_grid(
             agent, hp = resolve(name)
             for seed in seeds:
                 specs.append(
-                    RunSpec(name, agent, env_id, seed, steps, eval_every, episodes, log_root, hp)
+                    RunSpec(name, agent, env_id, seed, budget, every, episodes, log_root, hp)
                 )
     return specs
 

@@ -52,13 +52,18 @@ def default_out(log_root: str, env_ids: Sequence[str]) -> Path:
     return inside_root(log_root, "compare", name, what=f"the report of env ids {list(env_ids)}")
 
 
+def _count_text(counts: Sequence[int]) -> str:
+    """``"5000"`` when every env has the same count, else ``"5000,20000"``."""
+    return str(counts[0]) if len(set(counts)) == 1 else ",".join(map(str, counts))
+
+
 def cli_command(
     env_ids: Sequence[str],
     agents: Sequence[str],
     *,
     seeds: int,
-    steps: int,
-    eval_every: int,
+    steps: Sequence[int],
+    eval_every: Sequence[int],
     eval_episodes: int | None,
     log_root: str,
     backend: str,
@@ -70,8 +75,8 @@ def cli_command(
         "--env", ",".join(env_ids),
         "--agents", ",".join(agents),
         "--seeds", str(seeds),
-        "--steps", str(steps),
-        "--eval-every", str(eval_every),
+        "--steps", _count_text(steps),
+        "--eval-every", _count_text(eval_every),
     ]  # fmt: skip
     if eval_episodes is not None:
         words += ["--eval-episodes", str(eval_episodes)]
@@ -89,8 +94,8 @@ def compare(
     agents: Sequence[str],
     *,
     seeds: int = 5,
-    steps: int = 100_000,
-    eval_every: int | None = None,
+    steps: int | Sequence[int] = 100_000,
+    eval_every: int | Sequence[int] | None = None,
     eval_episodes: int | None = None,
     thresholds: Sequence[float] | None = None,
     log_root: str = "runs",
@@ -105,8 +110,10 @@ def compare(
 ) -> Comparison:
     """Train ``agents`` × ``env_ids`` × ``range(seeds)`` (finished runs skipped), then report.
 
-    :param eval_every: env steps between evaluations; default a tenth of the budget, so every
-        learning curve has ten points.
+    :param steps: env steps per run: one budget for every env, or one per env (in ``env_ids``
+        order), as the envs' budgets differ (CartPole 5·10⁴, LunarLander 5·10⁵).
+    :param eval_every: env steps between evaluations, one for all or one per env; default a
+        tenth of each env's budget, so every learning curve has ten points.
     :param eval_episodes: episodes per evaluation; default 10, and on a classification bandit
         the whole held-out set.
     :param thresholds: one return per env (in ``env_ids`` order) that "steps to threshold"
@@ -119,11 +126,14 @@ def compare(
         without it both are refused before any run starts.
     :raises RunFolderError: for such folders, without ``force``.
     """
-    if seeds < 1 or steps < 1 or (eval_every is not None and eval_every < 1):
-        raise ConfigError(
-            f"--seeds, --steps and --eval-every must be positive, got {seeds}, {steps} and "
-            f"{eval_every}"
-        )
+    budgets = per_env("--steps", steps, env_ids)
+    everies = (
+        [max(b // 10, 1) for b in budgets]
+        if eval_every is None
+        else per_env("--eval-every", eval_every, env_ids)
+    )
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be a positive number of seeds, got {seeds}")
     if eval_episodes is not None and (isinstance(eval_episodes, bool) or eval_episodes < 1):
         raise ConfigError(
             f"eval_episodes={eval_episodes}: --eval-episodes must be a positive number of "
@@ -136,22 +146,21 @@ def compare(
             f"--threshold {list(thresholds)}: give one finite return per --env "
             f"({len(env_ids)}: {', '.join(env_ids)}), comma-separated in the same order"
         )
-    eval_every = eval_every or max(steps // 10, 1)
     own = [None] * len(env_ids) if thresholds is None else thresholds
     scorings = {env_id: env_scoring(env_id, t) for env_id, t in zip(env_ids, own, strict=True)}
     specs = build_grid(
         env_ids,
         agents,
         range(seeds),
-        steps,
-        eval_every,
+        dict(zip(env_ids, budgets, strict=True)),
+        dict(zip(env_ids, everies, strict=True)),
         scorings=scorings,
         eval_episodes=eval_episodes,
         log_root=log_root,
     )
     check_action_spaces(specs)
     command = cli_command(
-        env_ids, agents, seeds=seeds, steps=steps, eval_every=eval_every,
+        env_ids, agents, seeds=seeds, steps=budgets, eval_every=everies,
         eval_episodes=eval_episodes, log_root=log_root, backend=backend, thresholds=thresholds,
     )  # fmt: skip
     out = out or default_out(log_root, env_ids)
@@ -164,6 +173,22 @@ def compare(
     rows, files = write_report(specs, scorings, out, command, random_state)
     (out / GRID_FILE).write_text(json.dumps(grid, indent=2, allow_nan=False))
     return Comparison(outcomes, rows, [*files, out / GRID_FILE])
+
+
+def per_env(option: str, value: int | Sequence[int], env_ids: Sequence[str]) -> list[int]:
+    """One positive step count per env: ``value`` itself for all, or its entries in order.
+
+    :raises ConfigError: for a count that is not a positive integer, or a list of another length.
+    """
+    values = [value] * len(env_ids) if isinstance(value, int) else list(value)
+    if len(values) != len(env_ids) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values
+    ):
+        raise ConfigError(
+            f"{option} {value}: give one positive number of env steps for every env, or one "
+            f"per --env ({len(env_ids)}: {', '.join(env_ids)}), comma-separated in that order"
+        )
+    return values
 
 
 def grid_identity(specs: Sequence[RunSpec], command: str) -> dict[str, Any]:
