@@ -225,11 +225,15 @@ def held_out_episodes(bandit: ClassificationBandit) -> int:
 
 
 def _eval_env_kwargs(env_id: str) -> dict[str, Any]:
-    """Evaluate on the held-out split when the env offers one (``ClassificationBandit``)."""
-    entry_point = gym.spec(env_id).entry_point
+    """Evaluate on the held-out split when the env offers one (``ClassificationBandit``): the
+    test split, or the validation split when the env's spec holds one out of the training rows
+    (``validation_fraction``: how ``jacrl tune`` registers the env for its trials)."""
+    spec = gym.spec(env_id)
+    entry_point = spec.entry_point
     target = entry_point if callable(entry_point) else load_env_creator(str(entry_point))
-    params = inspect.signature(target).parameters
-    return {"split": "test"} if "split" in params else {}
+    if "split" not in inspect.signature(target).parameters:
+        return {}
+    return {"split": "test" if spec.kwargs.get("validation_fraction") is None else "validation"}
 
 
 def default_eval_episodes(env_id: str) -> int:

@@ -511,3 +511,35 @@ def test_the_running_baseline_changes_the_update():
         agent.train()
         weights.append(torch.cat([p.detach().flatten() for p in agent.policy.parameters()]))
     assert not torch.allclose(weights[0], weights[1])
+
+
+def test_a_non_finite_loss_or_gradient_is_refused_before_the_step(monkeypatch) -> None:
+    """The update's one host sync per minibatch still refuses a non-finite loss (naming it) and
+    a non-finite gradient norm, before the optimizer step: the weights stay as they were."""
+    agent = JacobianAgent("CartPole-v1", seed=0, **TINY)
+    agent.learn(32)
+    with torch.no_grad():  # NaN values -> NaN advantages and value loss; acting is unaffected
+        agent.policy.value_net[-1].bias.fill_(float("nan"))
+    before = {k: v.clone() for k, v in agent.policy.state_dict().items()}
+    with pytest.raises(NonFiniteError, match=r"the loss is nan at env step"):
+        agent.learn(32, reset_num_timesteps=False)
+    after = agent.policy.state_dict()
+    assert all(
+        torch.equal(
+            before[k],
+            after[k],
+        )
+        for k in before
+        if "value_net" not in k
+    )
+
+    agent = JacobianAgent("CartPole-v1", seed=0, **TINY)
+    agent.learn(32)
+    before = {k: v.clone() for k, v in agent.policy.state_dict().items()}
+    monkeypatch.setattr(
+        torch.nn.utils, "clip_grad_norm_", lambda *args, **kwargs: torch.tensor(float("inf"))
+    )
+    with pytest.raises(NonFiniteError, match=r"non-finite gradient norm at env step"):
+        agent.learn(32, reset_num_timesteps=False)
+    after = agent.policy.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)

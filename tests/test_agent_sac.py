@@ -28,7 +28,13 @@ from stable_baselines3.common.monitor import Monitor
 import jacrl
 from jacrl.agents.sac import JacobianSAC
 from jacrl.agents.sac.buffer import ReplayBuffer
-from jacrl.common.errors import CheckpointError, ConfigError, UnsupportedSpaceError
+from jacrl.agents.sac.critic import ContinuousCritic, frozen
+from jacrl.common.errors import (
+    CheckpointError,
+    ConfigError,
+    NonFiniteError,
+    UnsupportedSpaceError,
+)
 from jacrl.common.serialization import read_agent
 from jacrl.presets import RUN_KEYS, load_preset, preset_path
 
@@ -154,12 +160,33 @@ def test_entropy_coefficient_options() -> None:
     assert JacobianSAC("Pendulum-v1", target_entropy=-3.5, **TINY)._target_entropy == -3.5
 
 
-def test_forward_kl_loss_is_the_cross_entropy_to_the_boltzmann_target() -> None:
-    """With Q fixed to a known function of a 1-D action, the importance-weighted loss (many
-    proposals) equals −∫ π*(a) log π(a|s) da, π* ∝ exp(Q/α), integrated on a grid with the
-    policy's log-density: an independent computation of the same quantity."""
+@pytest.mark.parametrize(
+    ("estimator", "states", "proposals", "margin"),
+    [
+        ("weighted", 1, 40_000, 1e-6),
+        ("resampled", 10_000, 256, 1e-6),
+        ("resampled", 10_000, 256, 0.25),
+    ],
+)
+def test_forward_kl_loss_is_the_cross_entropy_to_the_boltzmann_target(
+    estimator: str, states: int, proposals: int, margin: float
+) -> None:
+    """With Q fixed to a known function of a 1-D action, the loss equals −∫ π*(a) log π(a|s) da,
+    π* ∝ exp(Q/α) on the action box shrunk by ``proposal_margin``, integrated on a grid with the
+    policy's log-density: an independent computation of the same quantity. ``"weighted"``: many
+    proposals for one state (2% for the self-normalised estimate); ``"resampled"``: one action
+    per state drawn by weight, averaged over many states (4 standard errors, from the grid's
+    variance of log π under π*). The margin 0.25 leaves [−1, 1] of Pendulum's [−2, 2], cutting off
+    most of π*'s mode at −1.2: its integral (measured: 1.25) is far from the full box's (4.82)."""
     agent = JacobianSAC(
-        "Pendulum-v1", seed=0, actor_objective="forward_kl", n_action_samples=40_000, **TINY
+        "Pendulum-v1",
+        seed=0,
+        actor_objective="forward_kl",
+        forward_kl_estimator=estimator,
+        n_action_samples=proposals,
+        proposal_margin=margin,
+        depth=1,
+        **TINY,
     )
     alpha = torch.tensor([0.3])
 
@@ -168,16 +195,61 @@ def test_forward_kl_loss_is_the_cross_entropy_to_the_boltzmann_target() -> None:
         return torch.maximum(-((a - 1.0) ** 2), -((a + 1.2) ** 2) - 0.2)
 
     agent.critic.min_q = q_of  # type: ignore[method-assign]
-    obs = torch.zeros(1, 3)
+    obs = torch.zeros(states, 3)
     torch.manual_seed(0)
     loss = agent._forward_kl_loss(obs, alpha)
 
-    grid = torch.linspace(-2.0, 2.0, 20_001, dtype=torch.float64)[1:-1, None]
-    target = torch.softmax(q_of(obs, grid).double() / alpha.double(), dim=0)
+    edge = 2.0 - 4.0 * margin
+    grid = torch.linspace(-edge, edge, 20_001, dtype=torch.float64)[1:-1, None]
+    target = torch.softmax(q_of(obs[:1], grid).double() / alpha.double(), dim=0)
     with torch.no_grad():
-        log_pi = agent.policy.action_log_prob(obs.expand(grid.shape[0], -1), grid)
+        log_pi = agent.policy.action_log_prob(obs[:1].expand(grid.shape[0], -1), grid)
     exact = -(target * log_pi).sum()
-    assert loss.item() == pytest.approx(exact.item(), rel=0.02)
+    if estimator == "weighted":
+        assert loss.item() == pytest.approx(exact.item(), rel=0.02)
+    else:
+        spread = torch.sqrt((target * log_pi**2).sum() - exact**2)
+        assert abs(loss.item() - exact.item()) < 4 * spread.item() / math.sqrt(states)
+
+
+def test_resampled_forward_kl_scores_one_action_per_state_never_one_without_weight() -> None:
+    """``"resampled"`` evaluates log π once per state, at a proposal of positive weight: with
+    Q = −inf outside [0.5, 1.5] every scored action lies inside it."""
+    agent = JacobianSAC(
+        "Pendulum-v1",
+        seed=0,
+        actor_objective="forward_kl",
+        forward_kl_estimator="resampled",
+        **TINY,
+    )
+
+    def q_of(obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        a = actions[:, 0].float()
+        return torch.where((a > 0.5) & (a < 1.5), -a, -torch.inf)
+
+    scored: list[torch.Tensor] = []
+    log_prob = agent.policy.action_log_prob
+
+    def recording(obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        scored.append(actions)
+        return log_prob(obs, actions)
+
+    agent.critic.min_q = q_of  # type: ignore[method-assign]
+    agent.policy.action_log_prob = recording  # type: ignore[method-assign]
+    agent._forward_kl_loss(torch.zeros(500, 3), torch.tensor([0.1]))
+    (actions,) = scored
+    assert actions.shape == (500, 1)
+    assert bool(((actions > 0.5) & (actions < 1.5)).all())
+
+
+def test_resampled_forward_kl_refuses_a_non_finite_critic() -> None:
+    agent = JacobianSAC(
+        "Pendulum-v1", seed=0, actor_objective="forward_kl", forward_kl_estimator="resampled",
+        **TINY,
+    )  # fmt: skip
+    agent.critic.min_q = lambda obs, actions: torch.full((actions.shape[0],), torch.nan)  # type: ignore[method-assign]
+    with pytest.raises(NonFiniteError, match="forward-KL proposals is not finite"):
+        agent._forward_kl_loss(torch.zeros(4, 3), torch.tensor([0.1]))
 
 
 def test_enforce_conditioning_repairs_after_an_update() -> None:
@@ -464,6 +536,14 @@ PRESET_FILE = preset_path("jacobian-sac")
         (dict(learning_starts=-1), ConfigError, "learning_starts"),
         (dict(target_update_interval=0), ConfigError, "target_update_interval"),
         (dict(n_action_samples=1), ConfigError, "n_action_samples"),
+        (dict(forward_kl_estimator="snis"), ConfigError, "'weighted', 'resampled'"),
+        (
+            dict(proposal_margin=0.0),
+            ConfigError,
+            "proposal_margin=0.0: expected a number in (0, 0.5)",
+        ),
+        (dict(proposal_margin=0.5), ConfigError, "in (0, 0.5)"),
+        (dict(proposal_margin="wide"), ConfigError, "proposal_margin"),
         (dict(net_arch=(32, 0)), ConfigError, "net_arch"),
         (dict(actor_objective="kl"), ConfigError, "'reverse_kl', 'forward_kl'"),
         (dict(conditioning="obs"), ConfigError, "'none', 'state'"),
@@ -506,3 +586,36 @@ def test_forward_kl_needs_a_bounded_action_box() -> None:
     env.action_space = spaces.Box(-np.inf, np.inf, (1,), np.float32)
     with pytest.raises(ConfigError, match="every bound must be finite"):
         JacobianSAC(env, actor_objective="forward_kl", **TINY)
+
+
+def test_the_actor_loss_forms_no_critic_gradients_and_polyak_matches_sb3() -> None:
+    """Inside ``frozen`` a loss through the critic reaches the actions (the same ∂Q/∂a) but forms
+    no gradient of the critic's own weights, and the flags come back; the foreach
+    ``polyak_update`` gives SB3's ``polyak_update`` bit for bit."""
+    from stable_baselines3.common.utils import polyak_update
+
+    torch.manual_seed(0)
+    space = spaces.Box(-2.0, 2.0, (2,), np.float32)
+    critic = ContinuousCritic(3, space, (16, 16))
+    critic.q_networks[0][0].weight.requires_grad_(False)  # a flag that is not True comes back
+    flags = [p.requires_grad for p in critic.parameters()]
+    obs = torch.randn(8, 3)
+    actions = torch.rand(8, 2, requires_grad=True)
+    (reference,) = torch.autograd.grad(critic.min_q(obs, actions).sum(), actions)
+    with frozen(critic):
+        q = critic.min_q(obs, actions)
+    q.sum().backward()
+    assert torch.equal(actions.grad, reference)
+    assert all(p.grad is None for p in critic.parameters())
+    assert [p.requires_grad for p in critic.parameters()] == flags
+
+    source, ours, theirs = (ContinuousCritic(3, space, (16, 16)) for _ in range(3))
+    theirs.load_state_dict(ours.state_dict())
+    for _ in range(3):
+        with torch.no_grad():
+            for p in source.parameters():
+                p.add_(torch.randn_like(p))
+        ours.polyak_update(source, 0.005)
+        polyak_update(source.parameters(), theirs.parameters(), 0.005)
+        pairs = zip(ours.parameters(), theirs.parameters(), strict=True)
+        assert all(torch.equal(a, b) for a, b in pairs)

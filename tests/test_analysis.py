@@ -18,6 +18,8 @@ from jacrl.analysis import (
     top_eigenpairs,
 )
 from jacrl.analysis.data import Batch
+from jacrl.analysis.lanczos import MIN_TOL, ConvergenceError, lanczos_top
+from jacrl.common.errors import ConfigError
 
 LR = 0.1
 
@@ -72,13 +74,19 @@ def test_dense_df_matches_finite_differences_of_the_update_map():
     torch.testing.assert_close(df, torch.stack(columns, dim=1), atol=1e-8, rtol=1e-7)
 
 
-def test_hessian_product_matches_double_backward():
+def test_hessian_product_matches_double_backward(digits_small):
     loss, theta = tiny_problem(seed=1, d=7, h=6, c=4, k=20)
     v = torch.randn(len(theta), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     p = theta.clone().requires_grad_()
     (g,) = torch.autograd.grad(loss.value(p), p, create_graph=True)
     (expected,) = torch.autograd.grad(g, p, v)
-    torch.testing.assert_close(loss.hessian(theta).matvec(v), expected)
+    hessian = loss.hessian(theta)
+    torch.testing.assert_close(hessian.matvec(v), expected)  # by hand
+    torch.testing.assert_close(hessian.reference_matvec(v), expected)  # torch.func
+    # on the digits net too, where softmax and sigmoid are far from their linear parts
+    _, theta, hessian, _ = digits_small
+    v = torch.randn(len(theta), dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(hessian.matvec(v), hessian.reference_matvec(v), rtol=1e-12, atol=0)
 
 
 def test_chunked_products_match_one_at_a_time():
@@ -139,6 +147,84 @@ def test_lanczos_matches_dense_spectrum(digits_small):
     # λ_min: looser tolerance, float32 products (spectrum.smallest_eigenvalue), never too low.
     width = dense[-1] - dense[0]
     assert -1e-6 * width <= ends.lam_min - dense[0] <= 1e-5 * width
+
+
+class CountingMatvec:
+    """A matvec that counts its calls (how many products Lanczos made)."""
+
+    def __init__(self, matvec):
+        self.matvec, self.calls = matvec, 0
+
+    def __call__(self, v):
+        self.calls += 1
+        return self.matvec(v)
+
+
+@pytest.mark.parametrize("tol", [1e-2, 1e-3, 1e-6, 1e-10])
+def test_lanczos_meets_its_tolerance_against_the_dense_spectrum(digits_small, tol):
+    """The verified residual bound holds (|λ − ρ| ≤ ‖r‖ for the nearest eigenvalue, here λ_max)
+    and is within tol; the actual error is far below it (about ‖r‖²/gap)."""
+    _, _, hessian, dense = digits_small
+    counting = CountingMatvec(hessian.matvec)
+    start = torch.as_tensor(np.random.default_rng(0).standard_normal(hessian.n))
+    pairs = lanczos_top(counting, start, k=1, tol=tol)
+    error = abs(pairs.values[0] - dense[-1])
+    assert pairs.residuals[0] <= tol * abs(pairs.values[0])
+    assert error <= pairs.residuals[0] + 1e-12 * dense[-1]
+    assert error <= tol * dense[-1]
+    assert pairs.products == counting.calls
+    vector = torch.as_tensor(pairs.vectors[:, 0])
+    residual = (hessian.matvec(vector) - pairs.values[0] * vector).norm().item()
+    assert residual == pytest.approx(pairs.residuals[0], rel=1e-3, abs=1e-13)
+
+
+def test_a_looser_tolerance_takes_fewer_products(digits_small):
+    _, _, hessian, _ = digits_small
+    start = torch.as_tensor(np.random.default_rng(0).standard_normal(hessian.n))
+    loose, tight = (lanczos_top(hessian.matvec, start, tol=tol).products for tol in (1e-2, 1e-10))
+    assert loose < tight
+
+
+def test_lanczos_finds_a_cluster_of_top_eigenvalues():
+    """A diagonal operator with three nearly equal top eigenvalues, k = 3."""
+    top = torch.tensor([10.0, 9.999, 9.99], dtype=torch.float64)
+    spectrum = torch.cat([top, torch.linspace(0, 9, 200, dtype=torch.float64)])
+    start = torch.ones(len(spectrum), dtype=torch.float64)
+    pairs = lanczos_top(lambda v: spectrum * v, start, k=3, tol=1e-8)
+    np.testing.assert_allclose(pairs.values, [10.0, 9.999, 9.99], rtol=1e-8)
+    assert (pairs.residuals <= 1e-8 * np.abs(pairs.values)).all()
+
+
+@pytest.mark.parametrize(
+    "tol", [0, -1e-3, 1.0, 2.0, float("nan"), float("inf"), MIN_TOL / 10, "1e-3", True, None]
+)
+def test_bad_tolerances_are_refused_before_any_product(digits_small, tol):
+    _, _, hessian, _ = digits_small
+    counting = CountingMatvec(hessian.matvec)
+    start = torch.ones(hessian.n, dtype=torch.float64)
+    with pytest.raises(ConfigError, match="tol"):
+        lanczos_top(counting, start, tol=tol)
+    with pytest.raises(ConfigError, match="tol"):
+        extreme_eigenvalues(hessian, tol=tol)
+    with pytest.raises(ConfigError, match="lam_min_tol"):
+        extreme_eigenvalues(hessian, lam_min_tol=tol)
+    assert counting.calls == 0
+
+
+def test_bad_lanczos_arguments_are_refused():
+    start = torch.ones(5, dtype=torch.float64)
+    with pytest.raises(ConfigError, match="k must be"):
+        lanczos_top(lambda v: v, start, k=6)
+    with pytest.raises(ConfigError, match="max_products"):
+        lanczos_top(lambda v: v, start, k=2, max_products=1)
+    with pytest.raises(ConfigError, match="start vector"):
+        lanczos_top(lambda v: v, torch.zeros(5, dtype=torch.float64))
+
+
+def test_lanczos_raises_when_its_budget_is_spent(digits_small):
+    _, _, hessian, _ = digits_small
+    with pytest.raises(ConvergenceError, match="did not reach tol=1e-10"):
+        top_eigenpairs(hessian, tol=1e-10, max_products=3)
 
 
 def test_probe_estimates_match_dense_blocks_and_trace(digits_small):

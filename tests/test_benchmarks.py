@@ -23,7 +23,7 @@ CASES = {  # name: (arguments, a string its output must contain)
         "per seed final",
     ),
     "soak": ("--steps 512 --env CartPole-v1 --rule volume --param lu", "failed configurations: 0"),
-    "throughput": ("--steps 256 --repeats 1", "8 envs"),
+    "throughput": ("--steps 256 --sac-steps 150 --repeats 1", "vs SB3 SAC"),
     "logdet_grad": (
         "--sizes 4 --dtypes float64 --parameterizations inverse --reps 1 --budget 0.05 "
         "--seed-budget 0.05 --agreement-sizes 4",

@@ -246,3 +246,25 @@ def test_the_check_costs_no_change_of_the_numbers() -> None:
     assert math.isclose(
         float(logdet.detach().sum()), float(manual_logdet.detach().sum()), rel_tol=1e-14
     )
+
+
+def test_the_one_sync_verdict_refuses_non_finite_results_and_agrees_with_check() -> None:
+    """``ErrorBound.accurate`` (the verdict every pass takes, one host sync) is False for a NaN
+    or an inf in x or in ℓ, though the bound itself is finite; for finite results it says what
+    ``check`` says: True where check passes, False where check raises."""
+    torch.manual_seed(0)
+    net = InvertibleMLP(4, depth=2, dtype=torch.float64)
+    y = net(torch.randn(6, 4, dtype=torch.float64)).detach()
+    bound = ErrorBound(y, "inverse")
+    x, logdet = net._inverse_pass(y, bound)
+    assert bound.accurate(x, logdet, net.rtol)
+    bound.check(x, logdet, net.rtol, "y")  # passes
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        spoiled_x, spoiled_logdet = x.clone(), logdet.clone()
+        spoiled_x[2, 1] = bad
+        spoiled_logdet[4] = bad
+        assert not bound.accurate(spoiled_x, logdet, net.rtol)
+        assert not bound.accurate(x, spoiled_logdet, net.rtol)
+    assert not bound.accurate(x, logdet, 1e-30)  # a tolerance below the bound
+    with pytest.raises(PrecisionLossError, match=r"inverse pass from y loses accuracy at layer"):
+        bound.check(x, logdet, 1e-30, "y")

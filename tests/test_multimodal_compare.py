@@ -50,7 +50,8 @@ TINY = {"net_arch": [16, 16], "lift_hidden": [16], "batch_size": 32, "learning_s
 STEPS, EVAL_EVERY = 200, 100
 ABLATIONS = [
     "jacobian-sac-d0", "jacobian-sac-shared", "jacobian-sac-cond", "jacobian-sac-fkl",
-    "jacobian-sac-fkl-d0", "jacobian-sac-fkl-cond", "jacobian-cond",
+    "jacobian-sac-fkl-d0", "jacobian-sac-fkl-cond", "jacobian-sac-fkl-rs", "jacobian-sac-fkl-rs-d0",
+    "jacobian-sac-rkl", "jacobian-cond",
 ]  # fmt: skip
 
 
@@ -64,8 +65,9 @@ def sampling_tolerance(p: np.ndarray, n: int = MASS_SAMPLES) -> np.ndarray:
 def test_variants_build_the_agent_their_names_say_on_both_tasks(name: str, env_id: str) -> None:
     """Each ablation, on top of the env's preset (MultiGoal's jacobian-sac preset conditions F,
     so the depth-0 and shared rows must turn that off), builds the agent its name says:
-    ``-d0`` no F, ``-shared`` one F, ``-cond`` F_s, ``-fkl`` the forward-KL update (on the
-    preset's F)."""
+    ``-d0`` no F, ``-shared`` one F, ``-cond`` F_s, ``-fkl`` the forward-KL update and ``-rkl``
+    SAC's reverse KL (on the preset's F; the other names keep the preset's update, FourModes'
+    is the forward KL), ``-rs`` its resampled estimator."""
     agent, hp = resolve(name)
     assert agent == ("jacobian" if name == "jacobian-cond" else "jacobian-sac")
     _, agent_hp = resolve_config(agent, env_id, 100, hp)
@@ -73,11 +75,18 @@ def test_variants_build_the_agent_their_names_say_on_both_tasks(name: str, env_i
     model, _ = get_agent(agent).make(env_id, agent_hp | small, n_envs=1, normalize=False, seed=0)
     policy = model.policy
     assert (policy.net.depth == 0) == name.endswith("-d0")
-    preset = load_preset(agent, env_id).get("conditioning", "none")
-    conditioned = name.endswith("-cond") or (preset == "state" and name.endswith("-fkl"))
+    preset = load_preset(agent, env_id)
+    conditioned = name.endswith("-cond") or (
+        preset.get("conditioning") == "state" and not name.endswith(("-d0", "-shared"))
+    )
     assert (policy.conditioner is not None) == conditioned
     if agent == "jacobian-sac":
-        assert model.actor_objective == ("forward_kl" if "-fkl" in name else "reverse_kl")
+        objective = preset.get("actor_objective", "reverse_kl")
+        if "-fkl" in name or name.endswith("-rkl"):
+            objective = "reverse_kl" if name.endswith("-rkl") else "forward_kl"
+        assert model.actor_objective == objective
+        resampled = "-rs" in name or preset.get("forward_kl_estimator") == "resampled"
+        assert (model.forward_kl_estimator == "resampled") == resampled
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ def _space_file(folder: Path, content: Any = None) -> Path:
     return path
 
 
-def _tune(folder: Path, trials: int, **kwargs: Any) -> Any:
+def _tune(folder: Path, trials: int, env: str = ENV, **kwargs: Any) -> Any:
     settings: dict[str, Any] = {
         "steps": STEPS,
         "space": folder / "space.yml",
@@ -58,7 +58,7 @@ def _tune(folder: Path, trials: int, **kwargs: Any) -> Any:
         "n_evaluations": 2,
         "eval_episodes": 2,
     }
-    return tune("jacobian", ENV, trials, **{**settings, **kwargs})
+    return tune("jacobian", env, trials, **{**settings, **kwargs})
 
 
 def _trials(folder: Path) -> list[Any]:
@@ -153,6 +153,38 @@ def test_resuming_with_other_settings_is_refused(study_dir: Path, tmp_path: Path
     folder = _copy(study_dir, tmp_path)
     with pytest.raises(ConfigError, match=r"other settings.*steps"):
         _tune(folder, 3, steps=512)
+
+
+@pytest.mark.integration
+def test_a_bandit_trial_is_scored_on_the_validation_split(tmp_path: Path) -> None:
+    """A digits trial evaluates on the 288 validation images (not the 360 test images), trains
+    without them, and its value is the mean return of its final evaluation there."""
+    space = {"learning_rate": {"low": 1.0e-3, "high": 2.0e-3, "log": True}, "n_steps": 64}
+    _space_file(tmp_path, space)
+    result = _tune(
+        tmp_path, 1, env="jacrl/DigitsBandit-v0", steps=64, n_evaluations=1, eval_episodes=None
+    )
+    assert result.complete == 1
+    run = tmp_path / "out" / "trials" / "jacrl_DigitsBandit-v0" / f"trial0_{TUNE_SEED_BASE}"
+    with np.load(run / "evaluations.npz") as data:
+        assert data["results"].shape == (1, 288)
+        assert result.best_value == pytest.approx(float(np.mean(data["results"][-1])))
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["env"]["kwargs"] == {"dataset": "digits", "validation_fraction": 0.2}
+    assert config["eval_episodes"] == 288
+    header = (tmp_path / "out" / "best.yml").read_text()
+    assert "scored on the validation split" in header
+
+
+def test_timeout_starts_no_trial_after_it(tmp_path: Path) -> None:
+    """Past the timeout no trial starts: a study run with an expired one trains nothing and is
+    not finished, and ``jacrl tune --timeout`` still exits 0 (the timeout was asked for)."""
+    _space_file(tmp_path)
+    result = _tune(tmp_path, 3, timeout=1e-9)
+    assert (result.complete, result.pruned, result.failed, result.finished) == (0, 0, 0, False)
+    assert _trials(tmp_path) == [] and not (tmp_path / "out" / "best.yml").exists()
+    with pytest.raises(ConfigError, match="timeout must be a positive number"):
+        _tune(tmp_path, 3, timeout=0)
 
 
 # -- bad input, refused before training --------------------------------------------------------

@@ -8,10 +8,11 @@ P θ = (X W1 + b1, W2, b2) and the small head φ(A1, W2, b2) (eqs. 14-17) gives 
 
     ∇²L = Pᵀ ∇²φ P        (a linear map adds no second-order term)
 
-so one product costs X V1 (forward), an HVP of φ on k × h numbers (``torch.func.jvp`` of
-``torch.func.grad``) and Xᵀ G (backward): two k × d × h matmuls, like one gradient, with A1
-cached per θ. ``jvp(grad(L))`` of the whole loss also recomputes X W1 and Xᵀ δ every time, and
-double backward does four such matmuls; benchmarks/iteration_jacobian.py times all three.
+so one product costs X V1 (forward), an HVP of φ on k × h numbers (written out by hand, with
+the head's values cached per θ; ``torch.func.jvp`` of ``torch.func.grad`` is the reference it is
+tested against, about 3× slower) and Xᵀ G (backward): two k × d × h matmuls, like one gradient.
+``jvp(grad(L))`` of the whole loss also recomputes X W1 and Xᵀ δ every time, and double backward
+does four such matmuls; benchmarks/iteration_jacobian.py times all three.
 """
 
 from __future__ import annotations
@@ -76,6 +77,15 @@ class HessianOperator:
         # The head's inputs at θ, cached: every product reuses A1 = X W1 + b1 (eq. 13).
         self.a1 = hidden_preactivation(loss.layout, theta, self.x)
         self.w2, self.b2 = p["W2"], p["b2"]
+        # ... and what the hand-written ∇²φ product needs of the head at θ (see :meth:`matvec`),
+        # the loss's 1/k folded into the derivatives:
+        self.z = torch.sigmoid(self.a1)  # Z1 (eq. 14)
+        self.slope = self.z * (1 - self.z)  # σ′(A1)
+        self.p = torch.softmax(torch.addmm(self.b2, self.z, self.w2), dim=-1)  # Y (eq. 16)
+        self.tau = self.t.sum(-1, keepdim=True) / self.k  # Σ_j t_j per row (1 for one-hot) / k
+        self.g_s = self.p * self.tau - self.t / self.k  # ∂L/∂A2, row by row
+        # ∂L/∂Z1 ⊙ σ″(A1), σ″ = σ′ (1 − 2 σ)
+        self.curvature = (self.g_s @ self.w2.T) * self.slope * (1 - 2 * self.z)
 
     def to(self, dtype: torch.dtype) -> HessianOperator:
         """The same operator computing in ``dtype`` (X, T and the cached A1, W2, b2 cast once).
@@ -84,15 +94,46 @@ class HessianOperator:
         uses it where ≈ 1e-7 relative rounding is far below the accuracy it needs.
         """
         other = copy.copy(self)
-        for name in ("x", "t", "a1", "w2", "b2"):
+        for name in self._CACHED:
             setattr(other, name, getattr(self, name).to(dtype))
         return other
+
+    #: the tensors :meth:`to` casts: the data and everything cached at θ
+    _CACHED = ("x", "t", "a1", "w2", "b2", "z", "slope", "p", "tau", "g_s", "curvature")
 
     def _head_loss(self, a1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
         return head_cross_entropy_sum(a1, w2, b2, self.t) / self.k
 
     def matvec(self, v: Tensor) -> Tensor:
-        """∇²L(θ) v for one flat vector v (shape (n,))."""
+        """∇²L(θ) v for one flat vector v (shape (n,)): ∇²φ P v by hand, from the head's values
+        cached at θ. With S = Z1 W2 + b2, G = ∂φ/∂S = τ Y − T and the tangent (Ȧ1, Ẇ2, ḃ2) =
+        P v, the derivative of φ's gradient is
+
+            Ż = σ′ ⊙ Ȧ1,  Ṡ = Ż W2 + Z1 Ẇ2 + ḃ2,  Ġ = τ Y ⊙ (Ṡ − rowsum(Y ⊙ Ṡ)),
+            ∂/∂W2: Żᵀ G + Z1ᵀ Ġ,  ∂/∂b2: Σ_rows Ġ,
+            ∂/∂A1: (Ġ W2ᵀ + G Ẇ2ᵀ) ⊙ σ′ + (G W2ᵀ) ⊙ σ″ ⊙ Ȧ1,
+
+        the last pulled back by Pᵀ. Two k × d × h matmuls and a dozen k × h operations, against
+        about three times that for torch.func's forward-over-reverse of the same head
+        (:meth:`reference_matvec`, which it is tested against)."""
+        dv = self.layout.unflatten(v)
+        a1_dot = torch.addmm(dv["b1"], self.x, dv["W1"])  # P v, first component
+        z_dot = self.slope * a1_dot
+        s_dot = torch.addmm(torch.addmm(dv["b2"], self.z, dv["W2"]), z_dot, self.w2)
+        ps_dot = self.p * s_dot
+        g_dot = self.tau * (ps_dot - self.p * ps_dot.sum(-1, keepdim=True))
+        g_z = torch.addmm(g_dot @ self.w2.T, self.g_s, dv["W2"].T)
+        g_a1 = torch.addcmul(self.curvature * a1_dot, g_z, self.slope)
+        blocks = {
+            "W1": self.x.T @ g_a1,
+            "b1": g_a1.sum(0),
+            "W2": torch.addmm(self.z.T @ g_dot, z_dot.T, self.g_s),
+            "b2": g_dot.sum(0),
+        }
+        return self.layout.flatten(blocks)
+
+    def reference_matvec(self, v: Tensor) -> Tensor:
+        """∇²L(θ) v by torch.func: the simple path :meth:`matvec` is tested against."""
         dv = self.layout.unflatten(v)
         a1_dot = self.x @ dv["W1"] + dv["b1"]  # P v, first component
         # ∇²φ P v: forward-mode derivative of φ's gradient along P v.

@@ -18,6 +18,13 @@ from jacrl.common.errors import ConfigError
 (SUPERVISED,) = (name for name, entry in AGENTS.items() if entry.learning == "supervised")
 """The supervised baseline: it learns from ``info["label"]``, so only labelled envs can run it."""
 
+FKL_RESAMPLED: dict[str, Any] = {
+    "actor_objective": "forward_kl",
+    "forward_kl_estimator": "resampled",
+    "proposal_margin": 0.05,
+}
+"""The update of ``jacobian-sac-fkl-rs``: forward KL from one resampled proposal per state."""
+
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     **{name: (name, {}) for name in AGENTS},
     # the seed, read literally: the volume rule on the zero-padded state, weighted by the raw
@@ -61,6 +68,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "jacobian-sac",
         {"actor_objective": "forward_kl", "conditioning": "state"},
     ),
+    # forward KL estimated by resampling one proposal per state, proposals kept 5% off each side
+    # of the box (docs/method.md §7): the update of the FourModes preset, for any env
+    "jacobian-sac-fkl-rs": ("jacobian-sac", FKL_RESAMPLED),
+    # the same update on the depth-0 Gaussian: what F adds under the same update
+    "jacobian-sac-fkl-rs-d0": (
+        "jacobian-sac",
+        {**FKL_RESAMPLED, "depth": 0, "conditioning": "none"},
+    ),
+    # SAC's reverse KL on the preset's F (FourModes' preset uses the forward KL)
+    "jacobian-sac-rkl": ("jacobian-sac", {"actor_objective": "reverse_kl"}),
 }
 """Agent name → ``(base agent for jacrl.train.train, hyperparameter overrides)``."""
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Literal
+from functools import lru_cache
+from typing import Any, Literal, get_args
 
 import gymnasium as gym
 import numpy as np
@@ -25,6 +26,7 @@ MNIST_DIR_ENV = "JACRL_MNIST_DIR"
 """Environment variable naming the MNIST folder when ``mnist_dir`` is not given."""
 
 DatasetName = Literal["digits", "mnist", "arrays"]
+Split = Literal["train", "validation", "test"]
 #: share of the digits held out when ``test_fraction`` is not given
 DIGITS_TEST_FRACTION = 0.2
 
@@ -57,7 +59,7 @@ def _arrays(
     y_arr = y_arr.astype(np.int64)
     if test_fraction is not None:
         return split_arrays(X_arr, y_arr, test_fraction, split_seed)
-    if split != "train":
+    if split == "test":
         raise DatasetError(
             "your arrays have no held-out part unless you choose one: pass test_fraction (and "
             "split_seed) to both envs, ClassificationBandit(X=X, y=y, test_fraction=0.2) and "
@@ -106,6 +108,64 @@ def _load(
     raise DatasetError(f"unknown dataset {dataset!r}; accepted: 'digits', 'mnist', 'arrays'")
 
 
+class _SameArrays:
+    """A :class:`DatasetSplit` as a cache key by identity: the loaders cache their splits, so
+    every env of a vectorised batch carves the same validation rows out of the same arrays once
+    (and shares them), while a caller's own arrays are never hashed by value."""
+
+    def __init__(self, data: DatasetSplit) -> None:
+        self.data = data
+
+    def __hash__(self) -> int:
+        return hash(tuple(id(a) for a in self.data))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _SameArrays) and all(
+            a is b for a, b in zip(self.data, other.data, strict=True)
+        )
+
+
+@lru_cache(maxsize=4)
+def _carve_validation(key: _SameArrays, fraction: float, seed: int) -> DatasetSplit:
+    """The training part of ``key.data`` split (stratified, ``seed``) into what is still trained
+    on (``X_train``, ``y_train``) and the validation rows (``X_test``, ``y_test``)."""
+    data = key.data
+    try:
+        carved = split_arrays(data.X_train, data.y_train, fraction, seed)
+    except DatasetError as exc:
+        raise DatasetError(f"validation_fraction={fraction} of the training rows: {exc}") from exc
+    for array in carved:
+        array.setflags(write=False)
+    return carved
+
+
+def _select(
+    data: DatasetSplit, split: Split, validation_fraction: float | None, split_seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``split``: the test rows as loaded; with ``validation_fraction``, the training
+    rows less the validation ones (``"train"``) or the validation ones."""
+    if validation_fraction is not None and (
+        isinstance(validation_fraction, bool)
+        or not isinstance(validation_fraction, int | float)
+        or not 0.0 < validation_fraction < 1.0
+    ):
+        raise DatasetError(
+            f"validation_fraction must be None or a share in (0, 1), got {validation_fraction!r}"
+        )
+    if split == "test":
+        return data.X_test, data.y_test
+    if validation_fraction is None:
+        if split == "validation":
+            raise DatasetError(
+                "split='validation' needs validation_fraction, the share of the training split "
+                "held out for validation; pass the same value to the training env too "
+                "(split='train', validation_fraction=...), so it leaves those rows out"
+            )
+        return data.X_train, data.y_train
+    carved = _carve_validation(_SameArrays(data), float(validation_fraction), split_seed)
+    return (carved.X_train, carved.y_train) if split == "train" else (carved.X_test, carved.y_test)
+
+
 class ClassificationBandit(gym.Env[np.ndarray, np.int64]):
     """
     ## Description
@@ -120,6 +180,15 @@ class ClassificationBandit(gym.Env[np.ndarray, np.int64]):
     ``self.np_random``) at the start of every pass; ``split="test"`` walks the held-out set in a
     fixed order, so ``len(env.unwrapped)`` one-step episodes after ``reset(seed=...)`` visit every
     held-out example exactly once (held-out accuracy = (mean reward + 1) / 2 for ±1 rewards).
+    ``split="validation"`` walks the validation rows the same way.
+
+    **Three splits.** The test rows are held out of the data set (``test_fraction``); with
+    ``validation_fraction``, that share of the *training* rows is held out too, as a validation
+    split, and ``split="train"`` then leaves it out. Hyperparameters are chosen on the validation
+    split (``jacrl tune`` does), so the test split stays unseen until the final evaluation
+    (``jacrl train``, ``jacrl compare``). Without ``validation_fraction`` (the registered specs)
+    the training split is every row not held out for testing, as before there was a validation
+    split.
 
     ## Action Space
 
@@ -164,10 +233,14 @@ class ClassificationBandit(gym.Env[np.ndarray, np.int64]):
       (n,), which ``ClassificationBandit(X=X, y=y)`` implies.
     - ``reward_correct``, ``reward_wrong``: the two rewards.
     - ``episode_length``: answers per episode (default 1).
-    - ``split``: ``"train"`` (shuffled passes) or ``"test"`` (held-out set, fixed order).
+    - ``split``: ``"train"`` (shuffled passes), ``"validation"`` or ``"test"`` (held-out rows,
+      fixed order).
     - ``test_fraction``, ``split_seed``: the held-out share and the seed of the stratified
       train/test split. digits: 0.2 unless given; arrays: no held-out part unless given (then
       build the ``split="test"`` env with the same two values); MNIST's split is fixed.
+    - ``validation_fraction``: the share of the training rows held out as the validation split
+      (stratified, seeded with ``split_seed``; it never overlaps the test split); ``None`` (the
+      default) holds none out. Give the ``"train"`` and ``"validation"`` envs the same value.
     - ``render_mode``: ``None`` or ``"rgb_array"`` (the example shown, as a grey image).
 
     ## Version History
@@ -187,23 +260,22 @@ class ClassificationBandit(gym.Env[np.ndarray, np.int64]):
         reward_correct: float = 1.0,
         reward_wrong: float = -1.0,
         episode_length: int = 1,
-        split: Literal["train", "test"] = "train",
+        split: Split = "train",
         test_fraction: float | None = None,
         split_seed: int = 0,
         render_mode: str | None = None,
+        validation_fraction: float | None = None,
     ) -> None:
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise JacrlError(f"render_mode={render_mode!r}: expected None or 'rgb_array'")
         self.render_mode = render_mode
-        if split not in ("train", "test"):
-            raise JacrlError(f"split must be 'train' or 'test', got {split!r}")
+        if split not in get_args(Split):
+            raise JacrlError(f"split must be one of {get_args(Split)}, got {split!r}")
         if int(episode_length) != episode_length or episode_length < 1:
             raise JacrlError(f"episode_length must be a positive integer, got {episode_length!r}")
         data = _load(dataset, X, y, mnist_dir, split, test_fraction, split_seed)
-        self.split = split
-        self.X, self.y = (
-            (data.X_train, data.y_train) if split == "train" else (data.X_test, data.y_test)
-        )
+        self.split: Split = split
+        self.X, self.y = _select(data, split, validation_fraction, split_seed)
         self.n_classes = int(max(data.y_train.max(), data.y_test.max(initial=0))) + 1
         self.reward_correct = float(reward_correct)
         self.reward_wrong = float(reward_wrong)

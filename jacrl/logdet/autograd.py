@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from jacrl.logdet.fast import named_gradients
+from jacrl.logdet.backprop import named_gradients
 from jacrl.nn import InvertibleMLP
 
 

@@ -45,7 +45,7 @@ checked inverse pass).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
@@ -84,12 +84,26 @@ def _relative(error: Tensor, values: Tensor) -> Tensor:
     return error.amax(-1) / values.abs().amax(-1).clamp_min(1.0)
 
 
+def _float64(t: Tensor) -> Tensor:
+    """``t`` in float64 (itself when it already is: no copy, no dispatch)."""
+    return t if t.dtype is torch.float64 else t.double()
+
+
 class ErrorBound:
     """The running error bound of one pass of an InvertibleMLP, fed as the pass goes.
 
     The pass calls :meth:`activation`, :meth:`elementwise` and :meth:`linear` with the (computed)
     values before and after each operation, :meth:`end_layer` after each block, then
-    :meth:`check` on its result. Everything is computed without autograd.
+    :meth:`accurate` (or :meth:`check`) on its result.
+
+    Why the bound is computed after the pass, not along it: each hook only records its tensors
+    (a list append), and the propagation runs once, in one ``no_grad`` block, when the result is
+    judged (or :attr:`value` / :attr:`logdet` are read). The arithmetic is the same as along the
+    pass; what this saves is a ``no_grad`` entry and the detach/dtype dispatches per operation,
+    which at the sizes of the policies cost more than the bound's arithmetic. Two more savings:
+    while the error is exactly zero (the pass's input is taken as exact) the propagation of the
+    zero error is skipped (every activation and matrix maps a zero error to zero), and the
+    log-det's constant rounding terms are summed as Python floats.
 
     :param inputs: the pass's input ``(batch, n)``, taken as exact.
     :param direction: ``"inverse"`` (F⁻¹) or ``"forward"`` (F).
@@ -100,94 +114,177 @@ class ErrorBound:
         #: the pass's dtype and its unit roundoff
         self.dtype = inputs.dtype
         self.unit = unit_roundoff(inputs.dtype)
-        #: max |input| per sample, for the message
-        self.input_sizes = inputs.detach().abs().amax(-1)
-        #: elementwise bound on the error of the current values (float64, whatever the pass's
-        #: dtype: a float32 bound would round as much as the float32 pass it bounds)
-        self.value = torch.zeros(inputs.shape, dtype=torch.float64, device=inputs.device)
-        #: per-sample bound on the error of the log-det so far
-        self.logdet = torch.zeros(inputs.shape[0], dtype=torch.float64, device=inputs.device)
-        #: (layer index, output, value bound, log-det bound) after each block, in pass order
-        self.layers: list[tuple[int, Tensor, Tensor, Tensor]] = []
+        self._inputs = inputs
+        #: the operations recorded and not yet propagated, in pass order
+        self._pending: list[tuple[Any, ...]] = []
+        # elementwise bound on the error of the current values (float64, whatever the pass's
+        # dtype: a float32 bound would round as much as the float32 pass it bounds); None while
+        # it is exactly zero
+        self._value: Tensor | None = None
+        # per-sample bound on the error of the log-det so far: a tensor part and a constant
+        self._logdet: Tensor | None = None
+        self._logdet_constant = 0.0
+        # after each block, in pass order: (layer index, output, value bound, log-det bound as
+        # its tensor part and constant)
+        self._layers: list[tuple[int, Tensor, Tensor | None, Tensor | None, float]] = []
 
-    @torch.no_grad()
+    # What the pass reports (recorded only) ------------------------------------------------------
     def activation(
         self, activation: Activation, inputs: Tensor, outputs: Tensor, logdet: Tensor
     ) -> None:
         """σ⁻¹ (or σ) applied: ``outputs`` from ``inputs``, with log-det term ``logdet``
         ``(batch,)`` (a sum of n terms of one sign, so |logdet| is the sum of their sizes)."""
-        inputs, outputs, logdet = (t.detach().double() for t in (inputs, outputs, logdet))
-        propagate = (
-            activation.inverse_error if self.direction == "inverse" else activation.forward_error
-        )
-        value_error, log_error = propagate(inputs, self.value)
-        n = inputs.shape[-1]
-        rounding = activation.rounding_ulps * self.unit
-        self.value = value_error + rounding * outputs.abs()
-        self.logdet = (
-            self.logdet
-            + log_error.sum(-1)
-            + rounding * n
-            + (rounding + gamma(n, self.dtype)) * logdet.abs()
-        )
+        self._pending.append(("activation", activation, inputs, outputs, logdet))
 
-    @torch.no_grad()
     def elementwise(self, inputs: Tensor, outputs: Tensor, scale: Tensor | None = None) -> None:
         """A few roundings between activation and matrix (bias, the condition's shift and
         scale): ``outputs`` = (``inputs`` ± shifts) · ``scale``, up to three operations."""
-        inputs, outputs = inputs.detach().double(), outputs.detach().double()
-        if scale is None:
-            self.value = self.value + 3 * self.unit * (inputs.abs() + outputs.abs())
-            return
-        scale = scale.detach().double()
-        self.value = self.value * scale + 3 * self.unit * (inputs.abs() * scale + outputs.abs())
+        self._pending.append(("elementwise", inputs, outputs, scale))
 
-    @torch.no_grad()
     def linear(self, layer: InvertibleLinear, inputs: Tensor, outputs: Tensor) -> None:
         """The layer's matrix applied (V on the inverse pass, W on the forward pass, without the
         bias)."""
-        propagate = layer.inverse_error if self.direction == "inverse" else layer.forward_error
-        self.value = propagate(inputs.detach(), outputs.detach(), self.value)
+        self._pending.append(("linear", layer, inputs, outputs))
 
-    @torch.no_grad()
     def end_layer(self, index: int, values: Tensor) -> None:
         """Block ``index`` is done and produced ``values``."""
-        # kept as they are (no operation: only a refused pass needs them, to name the layer)
-        self.layers.append((index, values.detach(), self.value, self.logdet))
+        self._pending.append(("end_layer", index, values))
 
-    @torch.no_grad()
+    # The propagation ------------------------------------------------------------------------------
+    @property
+    def value(self) -> Tensor:
+        """Elementwise bound on the error of the pass's current values, float64."""
+        self._propagate()
+        if self._value is None:
+            return torch.zeros(self._inputs.shape, dtype=torch.float64, device=self._inputs.device)
+        return self._value
+
+    @property
+    def logdet(self) -> Tensor:
+        """Per-sample bound on the error of the log-det so far, float64 ``(batch,)``."""
+        self._propagate()
+        return self._logdet_bound(self._logdet, self._logdet_constant)
+
+    def _logdet_bound(self, tensor: Tensor | None, constant: float) -> Tensor:
+        if tensor is None:
+            inputs = self._inputs
+            return torch.full(inputs.shape[:1], constant, dtype=torch.float64, device=inputs.device)
+        return tensor + constant
+
+    def _propagate(self) -> None:
+        """Carry the bound through the operations recorded since the last call."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        with torch.no_grad():
+            for kind, *args in pending:
+                if kind == "activation":
+                    self._propagate_activation(*args)
+                elif kind == "elementwise":
+                    self._propagate_elementwise(*args)
+                elif kind == "linear":
+                    self._propagate_linear(*args)
+                else:
+                    index, values = args
+                    self._layers.append(
+                        (index, values, self._value, self._logdet, self._logdet_constant)
+                    )
+
+    def _propagate_activation(
+        self, activation: Activation, inputs: Tensor, outputs: Tensor, logdet: Tensor
+    ) -> None:
+        n = inputs.shape[-1]
+        rounding = activation.rounding_ulps * self.unit
+        own = rounding * _float64(outputs).abs()
+        log_terms = (rounding + gamma(n, self.dtype)) * _float64(logdet).abs()
+        self._logdet_constant += rounding * n
+        if self._value is not None:
+            propagate = (
+                activation.inverse_error
+                if self.direction == "inverse"
+                else activation.forward_error
+            )
+            value_error, log_error = propagate(_float64(inputs), self._value)
+            own = value_error + own
+            log_terms = log_terms + log_error.sum(-1)
+        self._value = own
+        self._logdet = log_terms if self._logdet is None else self._logdet + log_terms
+
+    def _propagate_elementwise(self, inputs: Tensor, outputs: Tensor, scale: Tensor | None) -> None:
+        inputs, outputs = _float64(inputs).abs(), _float64(outputs).abs()
+        if scale is None:
+            own = 3 * self.unit * (inputs + outputs)
+            self._value = own if self._value is None else self._value + own
+            return
+        scale = _float64(scale)
+        own = 3 * self.unit * (inputs * scale + outputs)
+        self._value = own if self._value is None else self._value * scale + own
+
+    def _propagate_linear(self, layer: InvertibleLinear, inputs: Tensor, outputs: Tensor) -> None:
+        propagate = layer.inverse_error if self.direction == "inverse" else layer.forward_error
+        error = self._value
+        if error is None:
+            error = torch.zeros(inputs.shape, dtype=torch.float64, device=inputs.device)
+        self._value = propagate(inputs, outputs, error)
+
+    # The verdict ----------------------------------------------------------------------------------
+    def _ok(self, outputs: Tensor, logabsdet: Tensor, rtol: float) -> Tensor:
+        """Per sample: whether x and ℓ are finite and within ``rtol`` by the bound (see the
+        module docstring). Written so that NaN anywhere counts as a failure (``amax`` propagates
+        NaN, and every comparison with NaN is false), which also makes it the finiteness check."""
+        self._propagate()
+        sizes = _float64(outputs).abs().amax(-1)
+        ok = sizes < math.inf
+        if self._value is not None:
+            ok = ok & (self._value.amax(-1) <= rtol * sizes.clamp_min(1.0))
+        logdet_sizes = _float64(logabsdet).abs()
+        allowed = rtol * logdet_sizes.clamp_min(1.0)
+        return ok & (logdet_sizes < math.inf) & (self.logdet <= allowed)
+
+    def accurate(self, outputs: Tensor, logabsdet: Tensor, rtol: float) -> bool:
+        """Whether every sample's x and ℓ are finite and within ``rtol`` by the bound: the whole
+        verdict in one host sync (:meth:`check` then says what failed)."""
+        with torch.no_grad():
+            return bool(self._ok(outputs, logabsdet, rtol).all())
+
     def check(self, outputs: Tensor, logabsdet: Tensor, rtol: float, name: str) -> None:
         """Raise PrecisionLossError if some sample's x or ℓ may be off by more than ``rtol``
         (see the module docstring), naming the first layer where its bound passed it.
 
         :param name: what the pass started from (``"y"`` or ``"x"``), for the message.
         """
+        with torch.no_grad():
+            bad = ~self._ok(outputs, logabsdet, rtol)
+            if not bool(bad.any()):
+                return
+            self._refuse(outputs, logabsdet, rtol, name, int(torch.nonzero(bad)[0]))
+
+    def _refuse(
+        self, outputs: Tensor, logabsdet: Tensor, rtol: float, name: str, sample: int
+    ) -> None:
         dtype = outputs.dtype
-        outputs, logabsdet = outputs.detach().double(), logabsdet.detach().double()
+        outputs, logabsdet = _float64(outputs), _float64(logabsdet)
         value_bound = _relative(self.value, outputs)
+        logdet_bound = self.logdet
         logdet_allowed = rtol * logabsdet.abs().clamp_min(1.0)
-        # written so that a NaN bound counts as too large
-        bad = ~((value_bound <= rtol) & (self.logdet <= logdet_allowed))
-        if not bool(bad.any()):
-            return
-        sample = int(torch.nonzero(bad)[0])
         layer = next(
             (
                 index
-                for index, values, value, logdet in self.layers
+                for index, values, value, tensor, constant in self._layers
                 if not (
-                    _relative(value[sample], values[sample].double()) <= rtol
-                    and logdet[sample] <= logdet_allowed[sample]
+                    (value is None or _relative(value[sample], _float64(values[sample])) <= rtol)
+                    and self._logdet_bound(tensor, constant)[sample] <= logdet_allowed[sample]
                 )
             ),
-            self.layers[-1][0] if self.layers else 0,
+            self._layers[-1][0] if self._layers else 0,
         )
         result = "x = F⁻¹(y)" if self.direction == "inverse" else "y = F(x)"
+        size = float(self._inputs[sample].detach().abs().max())
         raise PrecisionLossError(
             f"the {self.direction} pass from {name} loses accuracy at layer {layer}: for sample "
-            f"{sample} (|{name}|max = {float(self.input_sizes[sample]):.3g}) the error bound on "
+            f"{sample} (|{name}|max = {size:.3g}) the error bound on "
             f"{result} is {float(value_bound[sample]):.2g} of max(1, |result|) and on its log-det "
-            f"{float(self.logdet[sample]):.2g}, past the tolerance {rtol:.2g} of {dtype}. "
+            f"{float(logdet_bound[sample]):.2g}, past the tolerance {rtol:.2g} of {dtype}. "
             "The pass amplifies rounding errors (asinh's inverse sinh by "
             "cosh(u) per layer; an ill-conditioned V_l by up to cond(V_l)): this input is too far "
             "out for this network; use activation='smooth_leaky_relu' (linear tails), float64, "

@@ -72,6 +72,11 @@ class Activation(nn.Module):
         """(σ⁻¹)″(u), elementwise: what seed eqs. 15–16 drop (zero for piecewise-linear σ)."""
         raise NotImplementedError
 
+    def inverse_terms(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(σ⁻¹(u), (σ⁻¹)′(u), (σ⁻¹)″(u)) together, elementwise: what the hand-written backward
+        of :func:`jacrl.logdet.logdet_grad` needs; subclasses share work between the three."""
+        return self.inverse_value(u), self.inverse_derivative(u), self.inverse_second_derivative(u)
+
     # Error propagation (docs/method.md §6) ------------------------------------------------------
     #: Bound on the rounding error of σ, σ⁻¹ and their log-derivatives as implemented, in units
     #: of the dtype's unit roundoff, relative to the value (library sinh, cosh, log, sqrt are
@@ -122,6 +127,10 @@ class Asinh(Activation):
 
     def inverse_second_derivative(self, u: Tensor) -> Tensor:
         return torch.sinh(u)
+
+    def inverse_terms(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        s = torch.sinh(u)  # σ⁻¹ and (σ⁻¹)″ are both sinh
+        return s, torch.cosh(u), s
 
     def forward_error(self, x: Tensor, error: Tensor) -> tuple[Tensor, Tensor]:
         # σ′ = 1/√(1+x²) is largest nearest 0; |(log σ′)′| = |x|/(1+x²) <= min(1/2, 1/|x|)

@@ -85,12 +85,16 @@ class InvertibleLinear(nn.Module):
         """Rows of ``x`` times Wᵀ (differentiable); subclasses may avoid forming W."""
         return x @ self.weight().mT
 
-    # Error bounds (docs/method.md §6; used by jacrl.nn.accuracy.ErrorBound) ---------------------
+    # Error bounds (docs/method.md §6; used by jacrl.nn.accuracy.ErrorBound, which calls them
+    # without autograd) -------------------------------------------------------------------------
     # They are computed in float64 (a float32 layer's bounds would round as much as its pass);
     # the rounding they bound is that of the layer's own dtype.
     def rounding_gamma(self) -> float:
         """γ_n of the layer's dtype: the relative error bound of one of its length-n products."""
-        return gamma(self.n, next(iter(self.parameters())).dtype)
+        # the first registered parameter, without building the parameters() generator (this is
+        # called on every checked pass)
+        dtype = next(p.dtype for p in self._parameters.values() if p is not None)
+        return gamma(self.n, dtype)
 
     def inverse_error(self, z: Tensor, output: Tensor, error: Tensor) -> Tensor:
         """Bound on the error of ``output = apply_inverse_weight(z)``, elementwise, for ``z``
@@ -189,12 +193,10 @@ class InverseLinear(InvertibleLinear):
         # x Wᵀ = x (Vᵀ)⁻¹: one LU of V and two triangular solves, no explicit inverse.
         return torch.linalg.solve(self.V.mT, x, left=False)
 
-    @torch.no_grad()
     def inverse_error(self, z: Tensor, output: Tensor, error: Tensor) -> Tensor:
         # |V ẑ computed − V z| <= |V| e + γ_n |V| |ẑ|
         return _through(self.V.detach().double(), error + self.rounding_gamma() * z.double().abs())
 
-    @torch.no_grad()
     def forward_error(self, x: Tensor, output: Tensor, error: Tensor) -> Tensor:
         # A posteriori: the residual r = ŷ Vᵀ − x of the solve, taken in float64 from the exact
         # V, gives ŷ − y = r Wᵀ (a priori bounds for the solve grow like n² u and refuse healthy
@@ -278,7 +280,6 @@ class LULinear(InvertibleLinear):
             self.upper_with_diagonal().mT, z, upper=False, left=False
         )
 
-    @torch.no_grad()
     def inverse_error(self, z: Tensor, output: Tensor, error: Tensor) -> Tensor:
         # A posteriori, as InverseLinear.forward_error: the residual r = x̂ Wᵀ − z of the two
         # triangular solves in float64, with W formed there from the factors (its own rounding
@@ -292,7 +293,6 @@ class LULinear(InvertibleLinear):
         )
         return _through(torch.linalg.inv(weight), spread)
 
-    @torch.no_grad()
     def forward_error(self, x: Tensor, output: Tensor, error: Tensor) -> Tensor:
         # A posteriori too: the residual r = ŷ Ṽᵀ − x in float64, Ṽ = (W in float64)⁻¹, gives
         # ŷ = W̃ (x + r) with W̃ = Ṽ⁻¹; W̃ differs from the exact W = P L U′ by the float64

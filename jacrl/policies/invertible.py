@@ -363,7 +363,10 @@ class InvertiblePolicy(nn.Module):
     def embed(self, obs: Tensor) -> Tensor:
         """x0(s): the lift of the normalised observations, ``(batch, n)`` in ``dtype``."""
         if self.lift is not None:
-            return self.lift(obs).to(self.dtype)[:, : self.n]
+            out = self.lift(obs).to(self.dtype)
+            # the log σ(s) head is dropped; without one the slice would be an identity op (and
+            # an autograd node) on every pass
+            return out[:, : self.n] if self.state_dependent_sigma else out
         return nn.functional.pad(obs.to(self.dtype), (0, self.n - self.obs_dim))
 
     def gaussian_params(self, obs: Tensor) -> tuple[Tensor, Tensor]:

@@ -113,6 +113,9 @@ class BoxSquash(nn.Module):
             # derived from the action space, so not saved with the weights
             self.register_buffer(name, value, persistent=False)
         self.k = int(low_t.shape[0])
+        #: every dimension bounded on both sides (the common Box): forward and inverse take the
+        #: tanh branch alone, the same values as the general selection with fewer operations
+        self.all_bounded = bool(bounded.all())
 
     @classmethod
     def from_space(cls, space: spaces.Box, dtype: torch.dtype = torch.float64) -> BoxSquash:
@@ -134,6 +137,9 @@ class BoxSquash(nn.Module):
         tanh_logdet = torch.log(self.half_width) + 2.0 * (
             math.log(2.0) - abs_y - _softplus(-2.0 * abs_y)
         )
+        if self.all_bounded:
+            a = self.midpoint + self.half_width * torch.tanh(y)
+            return torch.clamp(a, self.low, self.high), tanh_logdet.sum(-1)
         softplus_pos, softplus_neg = _softplus(y), _softplus(-y)
         a = torch.where(
             self.bounded,
@@ -171,6 +177,9 @@ class BoxSquash(nn.Module):
                 "there"
             )
         log_to_low, log_to_high = torch.log(to_low), torch.log(to_high)
+        if self.all_bounded:
+            y = 0.5 * (log_to_low - log_to_high)
+            return y, (torch.log(self.half_width) - log_to_low - log_to_high).sum(-1)
         lower_log_sigmoid = _log_one_minus_exp_neg(to_low)
         upper_log_sigmoid = _log_one_minus_exp_neg(to_high)
         y = torch.where(

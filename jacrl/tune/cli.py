@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import get_args
 
+from jacrl.tune.runner import Backend
 from jacrl.tune.study import Pruner
 
 
@@ -19,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "intermediate evaluations). The study is stored (SQLite by default), so running the "
         "same command again resumes it; at the end the best trial is written as a preset "
         "(<out>/best.yml, usable with --preset) with the optimisation-history and parameter-"
-        "importance plots. Trial k trains with seed 1000000 + k: evaluate presets on other seeds."
+        "importance plots. Trial k trains with seed 1000000 + k: evaluate presets on other seeds. "
+        "On a classification bandit trials are scored on a validation split carved from the "
+        "training rows, never on the test split."
     )
     parser.add_argument("--agent", required=True, help="agent name, e.g. jacobian or ppo")
     parser.add_argument("--env", required=True, help="Gymnasium env id, e.g. CartPole-v1")
@@ -46,6 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=None, help="output folder (default runs/tune/<study>)"
     )
     parser.add_argument("--n-jobs", type=int, default=1, help="trials trained at once (processes)")
+    parser.add_argument(
+        "--backend",
+        choices=get_args(Backend),
+        default="local",
+        help="local: spawn processes on this machine (default); ray: Ray tasks, as jacrl compare",
+    )
+    parser.add_argument(
+        "--address", default=None, help="Ray cluster to join (e.g. auto); default a local Ray"
+    )
     parser.add_argument("--seed", type=int, default=0, help="the sampler's seed")
     parser.add_argument("--pruner", choices=get_args(Pruner), default="median")
     parser.add_argument(
@@ -58,7 +70,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--n-evaluations", type=int, default=5, help="evaluations per trial (default 5)"
     )
     parser.add_argument(
-        "--eval-episodes", type=int, default=None, help="episodes per evaluation (default 10)"
+        "--eval-episodes",
+        type=int,
+        default=None,
+        help="episodes per evaluation (default 10; on a bandit its whole validation split)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds after which no trial starts (running ones finish); the study may then "
+        "hold fewer than --trials, and the same command continues it",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -80,11 +102,14 @@ def run(args: argparse.Namespace) -> int:
         study_name=args.study_name,
         out=args.out,
         n_jobs=args.n_jobs,
+        backend=args.backend,
+        address=args.address,
         seed=args.seed,
         pruner=args.pruner,
         n_startup_trials=args.n_startup_trials,
         n_evaluations=args.n_evaluations,
         eval_episodes=args.eval_episodes,
+        timeout=args.timeout,
         progress_bar=not args.no_progress,
     )
     print(
@@ -95,4 +120,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"best: trial {result.best_trial}, value {result.best_value:.6g}")
     if result.files:
         print("wrote:\n  " + "\n  ".join(str(p) for p in result.files))
-    return 0 if result.finished else 1
+    return 0 if result.finished or args.timeout is not None else 1

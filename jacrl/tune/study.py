@@ -5,8 +5,10 @@
 (:mod:`jacrl.tune.space`) on top, for the same budget every trial. It evaluates
 deterministically ``n_evaluations`` times; each evaluation is reported to Optuna, whose pruner
 (median or successive halving, as in rl-baselines3-zoo) may stop it early. Its value is the final
-evaluation's mean return. The sampler is TPE (multivariate, with the constant liar so parallel
-workers do not all sample the same point).
+evaluation's mean return. On a classification bandit a trial trains without a validation share of
+the training rows and evaluates on it, never on the test split (:mod:`jacrl.tune.validation`).
+The sampler is TPE (multivariate, with the constant liar so parallel workers do not all sample
+the same point).
 
 **Seeds.** Trial ``k`` trains with seed ``TUNE_SEED_BASE + k`` = 1_000_000 + k (its evaluation
 env ``+ 10_000``, as every run). Evaluation runs — ``jacrl train``, ``jacrl compare``, the
@@ -17,7 +19,8 @@ keep evaluation seeds below 1_000_000. A retried trial keeps the seed of the tri
 coordinating process only waits on them (one light thread per slot), reads each child's
 ``evaluations.npz`` as it grows, reports to Optuna, and kills a child whose trial is pruned. So
 training is never limited by Python's GIL, a trial that crashes takes down only itself, and no
-torch state leaks from one trial into the next.
+torch state leaks from one trial into the next. With ``backend="ray"`` each trial is a Ray task
+in a fresh worker process instead (:mod:`jacrl.tune.runner`), and the coordinator does the same.
 
 **Resuming.** The study lives in an Optuna storage: SQLite by default
 (``runs/tune/<study>.db``), any RDB URL, or a journal file (``*.log``) — one storage can serve
@@ -33,16 +36,14 @@ gives the same next samples, and the new stream does not replay the old one.)
 
 from __future__ import annotations
 
-import contextlib
 import json
-import multiprocessing
 import os
 import socket
 import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -51,6 +52,8 @@ import numpy as np
 
 from jacrl.common.errors import ConfigError, JacrlError
 from jacrl.tune import space as search
+from jacrl.tune.runner import Backend, Start, launcher
+from jacrl.tune.validation import validation_kwargs
 
 if TYPE_CHECKING:
     import optuna
@@ -182,11 +185,14 @@ def tune(
     study_name: str | None = None,
     out: str | Path | None = None,
     n_jobs: int = 1,
+    backend: Backend = "local",
+    address: str | None = None,
     seed: int = 0,
     pruner: Pruner = "median",
     n_startup_trials: int = 10,
     n_evaluations: int = 5,
     eval_episodes: int | None = None,
+    timeout: float | None = None,
     progress_bar: bool = False,
 ) -> TuneResult:
     """Tune ``agent`` on ``env_id`` until the study holds ``trials`` completed-or-pruned trials,
@@ -202,14 +208,24 @@ def tune(
     :param out: where ``best.yml``, the plots and the trials' run folders go; default
         ``runs/tune/<study_name>``.
     :param n_jobs: trials trained at once, each in its own process.
+    :param backend: ``"local"`` (``spawn`` processes) or ``"ray"`` (Ray tasks, one CPU each,
+        connected as ``jacrl compare --backend ray``: :mod:`jacrl.tune.runner`).
+    :param address: the Ray cluster to join (``"auto"``, ``"ray://host:10001"``); ``None``
+        starts a local Ray of ``n_jobs`` CPUs. On several nodes, ``out`` should be a disk they
+        all share (the pruner reads the trials' evaluations as they are written) and
+        ``storage`` one they all reach.
     :param seed: the sampler's seed (trial seeds are ``TUNE_SEED_BASE + trial number``).
     :param n_startup_trials: random trials before TPE models the results, and trials before the
         median pruner prunes.
     :param n_evaluations: evaluations per trial, reported to the pruner.
     :param eval_episodes: episodes per evaluation (default as :func:`jacrl.train.train`).
+    :param timeout: start no trial after this many seconds (running ones finish), as Optuna's
+        ``optimize(timeout=...)``; the study may then end with fewer than ``trials`` (and a
+        later run with the same settings goes on with it).
     :raises ConfigError: at once, for an unknown agent or env, an agent that cannot act in the
         env, a bad search-space file, a storage that cannot be opened, a count that is not
-        positive, or a storage holding another study under this name.
+        positive, an unknown backend or an address without Ray, or a storage holding another
+        study under this name.
     :raises JacrlError: when ``MAX_FAILURES_IN_A_ROW`` trials fail in a row.
     """
     from jacrl.agents.registry import check_agent_fits_env
@@ -223,6 +239,12 @@ def tune(
         raise ConfigError(f"pruner={pruner!r}: expected one of {get_args(Pruner)}")
     if n_startup_trials < 0:
         raise ConfigError(f"n_startup_trials must be >= 0, got {n_startup_trials}")
+    if backend not in get_args(Backend):
+        raise ConfigError(f"backend={backend!r}: expected one of {get_args(Backend)}")
+    if address is not None and backend != "ray":
+        raise ConfigError("address joins a Ray cluster: use it with backend 'ray' (--backend ray)")
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
     check_env_id(env_id)
     check_agent_fits_env(agent, env_id)
     points = search.load_space(space, agent) if space is not None else search.builtin_space(agent)
@@ -233,6 +255,8 @@ def tune(
     url = storage or default_storage(name)
     opened = open_storage(url, create_parent=storage is None)
     out = Path(out) if out is not None else Path("runs") / "tune" / name
+    trials_root = (out / "trials").resolve()
+    held_out = validation_kwargs(env_id)
 
     identity = {
         "agent": agent,
@@ -242,6 +266,7 @@ def tune(
         "eval_episodes": eval_episodes,
         "preset": base,
         "space": search.describe(points),
+        **({"env_kwargs": held_out} if held_out else {}),
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -267,15 +292,18 @@ def tune(
             "steps": budget,
             "seed": trial_seed,
             "hp": search.merge(base, drawn),
-            "preset": preset,
-            "log_root": str(out / "trials"),
+            "preset": None if preset is None else str(Path(preset).resolve()),
+            "log_root": str(trials_root),  # absolute: a Ray worker has its own cwd
             "eval_every": max(budget // n_evaluations, 1),
             "eval_episodes": eval_episodes,
             "run_name": run_name,
         }
 
-    coordinator = _Coordinator(study, opened, trials, points, train_kwargs, env_id, out / "trials")
-    coordinator.run(n_jobs, progress_bar)
+    with launcher(backend, n_jobs, address) as start:
+        coordinator = _Coordinator(
+            study, opened, trials, points, train_kwargs, start, env_id, held_out, trials_root
+        )
+        coordinator.run(n_jobs, progress_bar, timeout)
 
     from jacrl.tune.output import save_plots, write_best_preset
 
@@ -287,6 +315,12 @@ def tune(
             f"jacrl tune: the best of {trials} trials of study '{name}' ({url}): trial "
             f"{best.number}, final evaluation {best.value:.6g} after {budget} steps, seed "
             f"{best.user_attrs[SEED_ATTR]} (tuning seeds are {TUNE_SEED_BASE} + trial number)"
+            + (
+                f"; scored on the validation split (validation_fraction "
+                f"{held_out['validation_fraction']} of the training rows), never the test split"
+                if held_out
+                else ""
+            )
         )
         files.append(write_best_preset(out / "best.yml", env_id, hp, provenance))
         files.extend(save_plots(study, out))
@@ -378,11 +412,14 @@ class _Coordinator:
         target: int,
         points: search.SearchSpace,
         train_kwargs: Callable[[Mapping[str, Any], int, str], dict[str, Any]],
+        start: Start,
         env_id: str,
+        env_kwargs: dict[str, Any],
         trials_root: Path,
     ) -> None:
         self.study, self.storage, self.target, self.points = study, storage, target, points
         self.train_kwargs, self.env_id, self.trials_root = train_kwargs, env_id, trials_root
+        self.env_kwargs, self.start = env_kwargs, start
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self.host, self.me = socket.gethostname(), f"{socket.gethostname()}:{os.getpid()}"
         self.lock = threading.Lock()
@@ -393,13 +430,16 @@ class _Coordinator:
         self.last_error: str | None = None
         self.crash: BaseException | None = None
         self.bar: Any = None
+        self.deadline: float | None = None  # monotonic time after which no trial starts
 
     # -- the loop ------------------------------------------------------------------------------
-    def run(self, n_jobs: int, progress_bar: bool) -> None:
-        """Work with ``n_jobs`` slots until done; on Ctrl-C, hand the running trials back (they
-        are retried on the next run) and re-raise."""
+    def run(self, n_jobs: int, progress_bar: bool, timeout: float | None = None) -> None:
+        """Work with ``n_jobs`` slots until done (or, with ``timeout``, until no trial may start
+        any more and the running ones have finished); on Ctrl-C, hand the running trials back
+        (they are retried on the next run) and re-raise."""
         from tqdm.auto import tqdm
 
+        self.deadline = None if timeout is None else time.monotonic() + timeout
         finished = sum(_count(self.study)[s] for s in ("COMPLETE", "PRUNED"))
         self.bar = tqdm(
             total=self.target,
@@ -452,6 +492,8 @@ class _Coordinator:
             counts = _count(self.study)
             finished = counts["COMPLETE"] + counts["PRUNED"]
             if finished >= self.target:
+                return None
+            if self.deadline is not None and time.monotonic() >= self.deadline:
                 return None
             if self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
                 self.gave_up = True
@@ -530,7 +572,7 @@ class _Coordinator:
     # -- one trial -----------------------------------------------------------------------------
     def _run(self, trial: optuna.Trial) -> None:
         from jacrl.train import EVALUATIONS_FILE, RESULT_FILE, run_dir_for
-        from jacrl.tune.runner import ERROR_FILE, train_trial
+        from jacrl.tune.runner import ERROR_FILE
 
         optuna = require_optuna()
         state = optuna.trial.TrialState
@@ -538,16 +580,11 @@ class _Coordinator:
         run_name = f"trial{trial.number}"
         run_dir = run_dir_for(self.trials_root, self.env_id, run_name, seed)
         kwargs = self.train_kwargs(trial.user_attrs[HP_ATTR], seed, run_name)
-        context = multiprocessing.get_context("spawn")
-        child = context.Process(
-            target=train_trial, args=(os.getpid(), str(run_dir), kwargs), daemon=True
-        )
-        child.start()
+        training = self.start(run_dir, kwargs, self.env_kwargs)
         reported, beat = 0, time.monotonic()
-        with _ended(child):
+        try:  # the training is gone when its trial is told (pruned, interrupted)
             while True:
-                child.join(POLL_S)
-                done = child.exitcode is not None
+                done = training.wait(POLL_S)
                 if time.monotonic() - beat >= HEARTBEAT_S:
                     trial.set_user_attr(HEARTBEAT_ATTR, time.time())
                     beat = time.monotonic()
@@ -563,7 +600,10 @@ class _Coordinator:
                 if self.stop.is_set():  # Ctrl-C: the next run retries it
                     self._hand_back(trial)
                     return
-        if child.exitcode == 0 and (run_dir / RESULT_FILE).is_file():
+        finally:
+            training.stop()
+        failure = training.failure()
+        if failure is None and (run_dir / RESULT_FILE).is_file():
             result = json.loads((run_dir / RESULT_FILE).read_text())
             self._tell(trial, state.COMPLETE, float(result["final_eval_mean"]))
             return
@@ -571,7 +611,7 @@ class _Coordinator:
         error = (
             error_file.read_text().strip().splitlines()[-1]
             if error_file.is_file()
-            else f"the trial's process ended with exit code {child.exitcode}"
+            else failure or f"the trial ended without a {RESULT_FILE}"
         )
         trial.set_user_attr(ERROR_ATTR, error)
         self._tell(trial, state.FAIL, error=f"{error} (traceback: {error_file})")
@@ -598,14 +638,3 @@ class _Coordinator:
         if best is not None:
             self.bar.set_postfix(best=f"{best.value:.4g}", pruned=counts["PRUNED"], refresh=False)
         self.bar.refresh()
-
-
-@contextlib.contextmanager
-def _ended(child: multiprocessing.process.BaseProcess) -> Iterator[None]:
-    """Make sure a trial's process is gone when its trial is told (pruned, interrupted)."""
-    try:
-        yield
-    finally:
-        if child.is_alive():
-            child.terminate()
-        child.join()

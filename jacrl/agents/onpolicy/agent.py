@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NoReturn, get_args
 
 import gymnasium as gym
 import numpy as np
@@ -124,6 +124,11 @@ def _refuse_meaningless(
             f"advantage_weighting='softmax', and advantage_weighting={advantage_weighting!r}; "
             "pass advantage_weighting='softmax', or leave the temperature at 1.0"
         )
+
+
+def _floats(values: list[torch.Tensor]) -> list[float]:
+    """0-d tensors as Python floats, in one host sync (the values ``.item()`` gives)."""
+    return torch.stack(values).tolist() if values else []
 
 
 class JacobianAgent(BaseAgent):
@@ -551,7 +556,7 @@ class JacobianAgent(BaseAgent):
         )
 
         pg_losses, value_losses, entropy_losses, clip_fractions, grad_norms = ([] for _ in range(5))
-        approx_kls: list[float] = []
+        approx_kls: list[torch.Tensor] = []
         continue_training = True
         for _epoch in range(n_epochs):
             approx_kls = []  # SB3 logs the last epoch's mean
@@ -583,37 +588,34 @@ class JacobianAgent(BaseAgent):
                 entropy_loss = -entropy.mean()
                 loss = pg_loss + self.ent_coef * entropy_loss + self.vf_coef * v_loss
 
-                pg_losses.append(pg_loss.item())
-                value_losses.append(v_loss.item())
-                entropy_losses.append(entropy_loss.item())
-                with torch.no_grad():
-                    # http://joschu.net/blog/kl-approx.html
-                    approx_kl = ((ratio - 1) - logratio).mean().item()
-                    clip_fractions.append(((ratio - 1.0).abs() > clip_range).double().mean().item())
+                # The diagnostics stay tensors until the update ends (one host sync per list
+                # then, instead of several per minibatch); the same values as .item() each.
+                pg_losses.append(pg_loss.detach())
+                value_losses.append(v_loss.detach())
+                entropy_losses.append(entropy_loss.detach())
+                # http://joschu.net/blog/kl-approx.html (on detached tensors: no graph, and no
+                # no_grad block per minibatch)
+                ratio_value = ratio.detach()
+                approx_kl = ((ratio_value - 1) - logratio.detach()).mean()
+                clip_fractions.append(((ratio_value - 1.0).abs() > clip_range).double().mean())
                 approx_kls.append(approx_kl)
                 # SB3's early stop: measured before the step, and this minibatch is not applied
-                if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
+                if self.target_kl is not None and approx_kl.item() > 1.5 * self.target_kl:
                     continue_training = False
                     break
 
-                if not torch.isfinite(loss):
-                    raise NonFiniteError(
-                        f"the loss is {loss.item()} at env step {self.num_timesteps} (policy "
-                        f"{pg_loss.item()}, value {v_loss.item()}); lower learning_rate or "
-                        "max_cond, or check the rewards"
-                    )
                 optimizer.zero_grad()
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(
                     self._trained_parameters, self.max_grad_norm
                 )
-                if not torch.isfinite(grad_norm):
-                    raise NonFiniteError(
-                        f"non-finite gradient norm at env step {self.num_timesteps}; lower "
-                        "learning_rate or max_cond"
-                    )
+                # One sync for both checks, before the step: a non-finite loss gives a
+                # non-finite gradient or not, so both are tested (the loss first, as it is the
+                # cause to name); neither step nor clipping has touched the weights yet.
+                if not bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):
+                    self._refuse_nonfinite_step(loss, pg_loss, v_loss)
                 optimizer.step()
-                grad_norms.append(grad_norm.item())
+                grad_norms.append(grad_norm)
             self._n_updates += 1
             if not continue_training:
                 break
@@ -630,12 +632,27 @@ class JacobianAgent(BaseAgent):
             learning_rate=learning_rate,
             clip_range=clip_range,
             loss=loss.item(),
-            policy_gradient_loss=pg_losses,
-            value_loss=value_losses,
-            entropy_loss=entropy_losses,
-            approx_kl=approx_kls,
-            clip_fraction=clip_fractions,
-            grad_norm=grad_norms,
+            policy_gradient_loss=_floats(pg_losses),
+            value_loss=_floats(value_losses),
+            entropy_loss=_floats(entropy_losses),
+            approx_kl=_floats(approx_kls),
+            clip_fraction=_floats(clip_fractions),
+            grad_norm=_floats(grad_norms),
+        )
+
+    def _refuse_nonfinite_step(
+        self, loss: torch.Tensor, pg_loss: torch.Tensor, v_loss: torch.Tensor
+    ) -> NoReturn:
+        """Raise NonFiniteError for a minibatch whose loss or gradient norm is not finite."""
+        if not bool(torch.isfinite(loss)):
+            raise NonFiniteError(
+                f"the loss is {loss.item()} at env step {self.num_timesteps} (policy "
+                f"{pg_loss.item()}, value {v_loss.item()}); lower learning_rate or "
+                "max_cond, or check the rewards"
+            )
+        raise NonFiniteError(
+            f"non-finite gradient norm at env step {self.num_timesteps}; lower "
+            "learning_rate or max_cond"
         )
 
     def _minibatch_advantages(self, advantages: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,10 @@ policy:
   on one. The forward KL(π* ‖ π) is mass-covering (π pays log π → −∞ wherever π* has mass) and
   is minimised by maximising E_{π*}[log π(a|s)], here estimated by self-normalised importance
   sampling with proposals a_j uniform on the action box:
-  loss = −Σ_j w_j log π(a_j|s), w = softmax_j(Q(s, a_j)/α − log q(a_j)), log q constant. It needs
-  the exact log-density of *given* actions, which the invertible policy has
+  loss = −Σ_j w_j log π(a_j|s), w = softmax_j(Q(s, a_j)/α − log q(a_j)), log q constant, or
+  (``forward_kl_estimator="resampled"``) −log π(a_J|s) of one a_J drawn with probabilities w,
+  which never scores the proposals π* gives no weight (near the bounds an untrained F's log π
+  can be −10²⁵). It needs the exact log-density of *given* actions, which the invertible policy has
   (``policy.action_log_prob``: one inverse pass and the log-det sum). With it ``ent_coef`` is the
   temperature α of π*, not the weight of an entropy bonus; ``ent_coef="auto"`` still tunes it so
   that the policy's entropy E[−log π] tracks ``target_entropy``. The uniform proposal suits small
@@ -44,7 +46,6 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor
 from torch.nn import functional
@@ -53,7 +54,7 @@ from jacrl.agents.base import BaseAgent, NonFinite
 from jacrl.agents.conditioning import count_reconditions
 from jacrl.agents.registry import AGENTS
 from jacrl.agents.sac.buffer import ReplayBuffer
-from jacrl.agents.sac.critic import ContinuousCritic
+from jacrl.agents.sac.critic import ContinuousCritic, frozen
 from jacrl.common.checkpoint import optimizer_state, restore_optimizer
 from jacrl.common.errors import (
     ConfigError,
@@ -92,6 +93,9 @@ from jacrl.policies.invertible import (
 #: The actor's update: SAC's reparameterised reverse KL, or the mass-covering forward KL.
 ActorObjective = Literal["reverse_kl", "forward_kl"]
 ACTOR_OBJECTIVES: tuple[ActorObjective, ...] = get_args(ActorObjective)
+#: How the forward-KL loss uses its weighted proposals: all of them, or one drawn by weight.
+ForwardKLEstimator = Literal["weighted", "resampled"]
+FORWARD_KL_ESTIMATORS: tuple[ForwardKLEstimator, ...] = get_args(ForwardKLEstimator)
 #: The settings ``policy_kwargs`` may hold (SB3's SAC takes ``net_arch`` there too).
 POLICY_SETTINGS = (
     "net_arch",
@@ -107,8 +111,8 @@ POLICY_SETTINGS = (
     "max_cond",
     "dtype",
 )
-#: fraction of each side of the action box the forward-KL proposal leaves out: the exact log π of
-#: an action on the boundary is -inf (the squash reaches it only at |y| = inf)
+#: default fraction of each side of the action box the forward-KL proposal leaves out: the exact
+#: log π of an action on the boundary is -inf (the squash reaches it only at |y| = inf)
 PROPOSAL_MARGIN = 1e-6
 #: gradient steps between two records of jacobian/logdet_mean and jacobian/sigma
 DIAGNOSTICS_EVERY = 100
@@ -177,6 +181,15 @@ class JacobianSAC(BaseAgent):
         samples) or ``"forward_kl"`` (mass-covering, see the module docstring; needs a bounded
         action Box and ``ent_coef`` > 0).
     :param n_action_samples: uniform proposals per state of ``"forward_kl"`` (at least 2).
+    :param forward_kl_estimator: how ``"forward_kl"`` turns the weighted proposals into a loss:
+        ``"weighted"``, −Σ_j w_j log π(a_j|s) over all of them; or ``"resampled"``, −log π(a|s)
+        of one proposal per state drawn with probabilities w (sampling-importance-resampling:
+        the same expected loss, one log π per state instead of ``n_action_samples``, and the
+        proposals π* gives no weight are never scored; docs/method.md §7).
+    :param proposal_margin: fraction of each side of the action box the ``"forward_kl"``
+        proposals leave out, in (0, 0.5): the target is π* on the box shrunk by it. Beyond a
+        tiny margin it keeps the proposals away from the bounds, where atanh of the action is
+        large and an ``asinh`` F's inverse pass overflows (docs/method.md §6, §7).
     :param net_arch: hidden sizes of each Q-network (SB3's default [256, 256]).
     :param width: n, the width of F: must equal the action size k (None: k), see the module.
     :param depth: blocks of F; 0 is no F (a tanh-squashed Gaussian, the actor of SB3's SAC up to
@@ -229,6 +242,8 @@ class JacobianSAC(BaseAgent):
         target_entropy: float | str = "auto",
         actor_objective: ActorObjective = "reverse_kl",
         n_action_samples: int = 32,
+        forward_kl_estimator: ForwardKLEstimator = "weighted",
+        proposal_margin: float = PROPOSAL_MARGIN,
         net_arch: Sequence[int] = (256, 256),
         width: int | None = None,
         depth: int = 3,
@@ -275,6 +290,7 @@ class JacobianSAC(BaseAgent):
         )
         # Every hyperparameter is checked here, in type and range, in the form that is saved
         check_choice("actor_objective", actor_objective, ACTOR_OBJECTIVES)
+        check_choice("forward_kl_estimator", forward_kl_estimator, FORWARD_KL_ESTIMATORS)
         check_choice("ill_conditioned", ill_conditioned, ILL_CONDITIONED)
         check_choice("parameterization", settings["parameterization"], tuple(PARAMETERIZATIONS))
         check_choice("activation", settings["activation"], tuple(ACTIVATIONS))
@@ -297,6 +313,9 @@ class JacobianSAC(BaseAgent):
         )  # -1: as many as transitions collected
         target_update_interval = positive_int("target_update_interval", target_update_interval)
         n_action_samples = whole_number("n_action_samples", n_action_samples, minimum=2)
+        proposal_margin = number(
+            "proposal_margin", proposal_margin, low=0.0, high=0.5, low_open=True, high_open=True
+        )
         learned_ent_coef, ent_coef_init = _parse_ent_coef(ent_coef)
         if actor_objective == "forward_kl" and not (learned_ent_coef or ent_coef_init > 0):
             raise ConfigError(
@@ -343,6 +362,7 @@ class JacobianSAC(BaseAgent):
         self.ent_coef, self.target_update_interval = ent_coef, target_update_interval
         self.target_entropy = target_entropy
         self.actor_objective, self.n_action_samples = actor_objective, n_action_samples
+        self.forward_kl_estimator, self.proposal_margin = forward_kl_estimator, proposal_margin
         self.net_arch, self.width, self.depth = net_arch, width, depth
         self.parameterization: Parameterization = settings["parameterization"]
         self.activation: ActivationName = settings["activation"]
@@ -571,7 +591,10 @@ class JacobianSAC(BaseAgent):
 
             # Actor loss
             if reverse_kl:
-                min_q_pi = critic.min_q(batch.observations, actions_pi)
+                # the actor's gradient needs ∂Q/∂a only: the critic's own weight gradients
+                # (which SB3 computes and discards) are not formed
+                with frozen(critic):
+                    min_q_pi = critic.min_q(batch.observations, actions_pi)
                 actor_loss = (ent_coef * log_prob - min_q_pi).mean()
             else:
                 actor_loss = self._forward_kl_loss(batch.observations, ent_coef)
@@ -584,7 +607,7 @@ class JacobianSAC(BaseAgent):
             # Target update
             self.n_updates += 1
             if self.n_updates % self.target_update_interval == 0:
-                polyak_update(critic.parameters(), self.critic_target.parameters(), self.tau)
+                self.critic_target.polyak_update(critic, self.tau)
 
         # Conditioning: once per train() call, before the next actions are drawn (one SVD per
         # layer; with gradient_steps > 1, a check per step would cost as many)
@@ -615,17 +638,29 @@ class JacobianSAC(BaseAgent):
         logger.record("jacobian/reconditions", self.reconditions)
 
     def _forward_kl_loss(self, obs: Tensor, ent_coef: Tensor) -> Tensor:
-        """−Σ_j w_j log π(a_j|s) averaged over the batch, a_j uniform in the action box (shrunk by
-        :data:`PROPOSAL_MARGIN`), w = softmax_j(min Q(s, a_j)/α): the self-normalised importance
-        estimate of the forward KL(π* ‖ π) up to a constant."""
-        batch, m = obs.shape[0], self.n_action_samples
+        """The self-normalised importance estimate of the forward KL(π* ‖ π) up to a constant,
+        averaged over the batch: proposals a_j uniform in the action box shrunk by
+        ``proposal_margin``, w = softmax_j(min Q(s, a_j)/α), and −Σ_j w_j log π(a_j|s)
+        (``"weighted"``) or −log π(a_J|s) with J drawn from w (``"resampled"``, the same
+        expectation)."""
+        batch, m, k = obs.shape[0], self.n_action_samples, self._action_low.shape[0]
         repeated = obs.repeat_interleave(m, dim=0)
-        u = torch.rand(batch * m, self._action_low.shape[0], dtype=self.policy.dtype)
-        u = PROPOSAL_MARGIN + (1.0 - 2.0 * PROPOSAL_MARGIN) * u.to(self.device)
+        u = torch.rand(batch * m, k, dtype=self.policy.dtype).to(self.device)
+        u = self.proposal_margin + (1.0 - 2.0 * self.proposal_margin) * u
         actions = self._action_low + u * self._action_width
         with torch.no_grad():
             q = self.critic.min_q(repeated, actions).view(batch, m)
             weights = torch.softmax(q / ent_coef, dim=1)
+        if self.forward_kl_estimator == "resampled":
+            if not bool(torch.isfinite(weights).all()):  # multinomial would fail obscurely
+                raise NonFiniteError(
+                    f"the critic's Q of the forward-KL proposals is not finite at env step "
+                    f"{self.num_timesteps}; lower learning_rate, or check the rewards"
+                )
+            chosen = torch.multinomial(weights, 1).squeeze(1) + m * torch.arange(
+                batch, device=self.device
+            )
+            return -self.policy.action_log_prob(obs, actions[chosen]).mean()
         log_pi = self.policy.action_log_prob(repeated, actions).view(batch, m)
         return -(weights * log_pi).sum(dim=1).mean()
 

@@ -9,7 +9,8 @@ observations) and leaves unbounded dimensions as they are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -59,3 +60,30 @@ class ContinuousCritic(nn.Module):
     def min_q(self, obs: Tensor, actions: Tensor) -> Tensor:
         """min_i Q_i(s, a), ``(batch,)``: the clipped double-Q estimate."""
         return torch.stack(self(obs, actions)).min(dim=0).values
+
+    @torch.no_grad()
+    def polyak_update(self, source: ContinuousCritic, tau: float) -> None:
+        """θ ← (1 − τ) θ + τ θ_source for every parameter (SB3's ``polyak_update``: the same
+        two operations per tensor, ``mul_`` then ``add`` with ``alpha=τ``, as two foreach calls
+        over all tensors instead of a Python loop)."""
+        targets: list[Tensor] = list(self.parameters())
+        sources: list[Tensor] = list(source.parameters())
+        if len(targets) != len(sources):
+            raise ValueError(f"polyak_update: {len(targets)} target vs {len(sources)} parameters")
+        torch._foreach_mul_(targets, 1.0 - tau)
+        torch._foreach_add_(targets, sources, alpha=tau)
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Inside, ``module``'s parameters do not require grad: a loss through it backpropagates to
+    its inputs only (what an actor's loss through the critic needs), without forming the
+    parameters' own gradients. Restores each parameter's flag on exit."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
