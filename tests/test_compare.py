@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import yaml
 
 from jacrl.common.errors import ConfigError, UnsupportedSpaceError
 from jacrl.compare import grid
-from jacrl.compare.backends import make_backend, mirror_artifacts
+from jacrl.compare.backends import LocalBackend, make_backend, mirror_artifacts
 from jacrl.compare.grid import RunOutcome, RunSpec, build_grid, execute, is_finished
 from jacrl.compare.pipeline import compare
 from jacrl.compare.report import SummaryRow, format_steps, format_threshold
@@ -445,3 +447,30 @@ def test_each_env_gets_its_own_budget(tmp_path: Path, monkeypatch: pytest.Monkey
         compare(["CartPole-v1", "Acrobot-v1"], ["ppo"], steps=[400], train_fn=fake_train)
     with pytest.raises(ConfigError, match="positive number of env steps"):
         compare(["CartPole-v1"], ["ppo"], steps=0, train_fn=fake_train)
+
+
+def sleepy_train(**kwargs: Any) -> None:
+    """A run that writes its pid beside the runs and then takes a minute."""
+    (Path(kwargs["log_root"]) / "pid").write_text(str(os.getpid()))
+    time.sleep(60)
+
+
+def test_sigterm_to_the_grid_stops_its_runs(tmp_path: Path) -> None:
+    """`kill` of a grid's process stops its runs too, rather than leaving them orphaned."""
+    spec = RunSpec("ppo", "ppo", "CartPole-v1", 0, 100, 50, 2, str(tmp_path))
+    pid_file, before = tmp_path / "pid", signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit), LocalBackend(1) as backend:
+        runs = backend.run([spec], sleepy_train)
+        threading.Thread(target=_sigterm_once_started, args=(pid_file,), daemon=True).start()
+        next(runs)
+    child = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def _sigterm_once_started(pid_file: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGTERM)

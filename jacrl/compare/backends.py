@@ -47,8 +47,8 @@ def init_worker() -> None:
 
 
 def _stop(signum: int, frame: object) -> None:
-    """SIGTERM (the parent stopping the grid) ends the run like an exception: the run folder's
-    lock is released on the way out, silently."""
+    """SIGTERM ends a run (the parent stopping the grid) or the grid itself like an exception:
+    locks are released and runs stopped on the way out, silently."""
     raise SystemExit(128 + signum)
 
 
@@ -111,19 +111,27 @@ class LocalBackend:
     def __init__(self, workers: int) -> None:
         self.slots = workers
         self._running: dict[Connection, tuple[BaseProcess, RunSpec]] = {}
+        self._previous_sigterm: Any = None
 
     def __enter__(self) -> LocalBackend:
+        # SIGTERM (`kill`, a job scheduler) would end this process at once and leave its runs
+        # going as orphans, holding their folders' locks; as an exception it reaches __exit__
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _stop)
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        """On an interrupt, stop the runs still going (they resume next time)."""
+        """On an interrupt or SIGTERM, stop the runs still going (they resume next time)."""
         for receive, (process, _) in self._running.items():
             process.terminate()
             process.join()
             receive.close()
         self._running.clear()
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
 
     def run(self, specs: Sequence[RunSpec], train_fn: TrainFn | None) -> Iterator[RunOutcome]:
         context = multiprocessing.get_context("spawn")
