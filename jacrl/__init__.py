@@ -12,6 +12,7 @@ from jacrl.agents.backprop import BackpropAgent
 from jacrl.common.errors import (
     CheckpointError,
     ConfigError,
+    ConvergenceError,
     DatasetError,
     InputShapeError,
     JacrlError,
@@ -27,6 +28,7 @@ __all__ = [
     "BackpropAgent",
     "CheckpointError",
     "ConfigError",
+    "ConvergenceError",
     "DatasetError",
     "InputShapeError",
     "JacobianAgent",

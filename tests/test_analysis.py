@@ -18,8 +18,8 @@ from jacrl.analysis import (
     top_eigenpairs,
 )
 from jacrl.analysis.data import Batch
-from jacrl.analysis.lanczos import MIN_TOL, ConvergenceError, lanczos_top
-from jacrl.common.errors import ConfigError
+from jacrl.analysis.lanczos import MIN_TOL, lanczos_top
+from jacrl.common.errors import ConfigError, ConvergenceError
 
 LR = 0.1
 

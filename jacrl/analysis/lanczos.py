@@ -31,16 +31,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from jacrl.common.errors import ConfigError, JacrlError
+from jacrl.common.errors import ConfigError, ConvergenceError
 
 #: Tolerances below this are refused: the residual of float64 products cannot be certified much
 #: below ~1e-14 relative (the rounding of one product of a 10⁴-wide operator).
 MIN_TOL = 1e-13
-
-
-class ConvergenceError(JacrlError):
-    """Lanczos stopped (product budget spent, or the Krylov space exhausted) before its residual
-    bound reached the asked tolerance."""
 
 
 def check_tol(tol: object, name: str = "tol") -> float:

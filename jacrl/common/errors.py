@@ -31,6 +31,12 @@ class RunFolderError(ConfigError):
     another configuration, or another process is writing it (``jacrl.common.run_lock``)."""
 
 
+class ConvergenceError(JacrlError):
+    """An iterative estimate (Lanczos) stopped, its product budget spent or its Krylov space
+    exhausted, before its residual bound reached the asked tolerance: no uncertified value is
+    returned."""
+
+
 class DatasetError(JacrlError):
     """A data file that is missing, truncated or not what its name says, or arrays that do not
     make a labelled data set."""
