@@ -81,7 +81,7 @@ def cli_command(
     if eval_episodes is not None:
         words += ["--eval-episodes", str(eval_episodes)]
     if thresholds is not None:
-        words += ["--threshold", ",".join(f"{value:g}" for value in thresholds)]
+        words += ["--threshold", ",".join(format(value, ".12g") for value in thresholds)]
     if log_root != "runs":
         words += ["--log-root", log_root]
     if backend != "local":
