@@ -29,26 +29,19 @@ from jacrl.common.checkpoint import optimizer_state, restore_optimizer
 from jacrl.common.errors import ConfigError, NonFiniteError, check_choice
 from jacrl.common.schedules import ScheduleLike, as_schedule
 from jacrl.common.validation import (
-    boolean,
     check_env_first,
-    layer_sizes,
     merge_policy_kwargs,
     non_negative_float,
-    non_negative_int,
     number,
     optional_positive_float,
-    optional_positive_int,
     positive_float,
     positive_int,
     schedule,
     unit_interval,
 )
-from jacrl.nn.activations import ACTIVATIONS, ActivationName
-from jacrl.nn.mlp import PARAMETERIZATIONS, Parameterization
+from jacrl.nn.activations import ActivationName
+from jacrl.nn.mlp import Parameterization
 from jacrl.policies.invertible import (
-    CONDITIONINGS,
-    DTYPES,
-    EMBEDS,
     ILL_CONDITIONED,
     RULES,
     VOLUME_HOLDS,
@@ -63,6 +56,7 @@ from jacrl.policies.invertible import (
     VolumeObjective,
     action_size,
 )
+from jacrl.policies.settings import check_policy_settings
 
 #: How ``train`` turns advantages into a step: PPO's clipped surrogate or one REINFORCE step.
 Update = Literal["ppo", "reinforce"]
@@ -308,26 +302,9 @@ class JacobianAgent(BaseAgent):
         check_choice("ill_conditioned", ill_conditioned, ILL_CONDITIONED)
         check_choice("volume_objective", volume_objective, VOLUME_OBJECTIVES)
         check_choice("volume_hold", volume_hold, VOLUME_HOLDS)
-        embed, parameterization = settings["embed"], settings["parameterization"]
-        activation, dtype, conditioning = (
-            settings["activation"],
-            settings["dtype"],
-            settings["conditioning"],
-        )
-        check_choice("embed", embed, EMBEDS)
-        check_choice("parameterization", parameterization, tuple(PARAMETERIZATIONS))
-        if activation is not None:
-            check_choice("activation", activation, tuple(ACTIVATIONS))
-        check_choice("dtype", dtype, tuple(DTYPES))
-        check_choice("conditioning", conditioning, CONDITIONINGS)
-        width = optional_positive_int("width", settings["width"])
-        depth = non_negative_int("depth", settings["depth"])
-        sigma_x = positive_float("sigma_x", settings["sigma_x"])
-        learn_sigma = boolean("learn_sigma", settings["learn_sigma"])
-        lift_hidden = layer_sizes("lift_hidden", settings["lift_hidden"])
-        value_hidden = layer_sizes("value_hidden", settings["value_hidden"])
-        conditioner_hidden = layer_sizes("conditioner_hidden", settings["conditioner_hidden"])
-        max_cond = number("max_cond", settings["max_cond"], low=1.0, low_open=True)
+        if settings["activation"] is None:  # the rule's default: the one that learned best
+            settings["activation"] = "asinh" if rule == "density" else "smooth_leaky_relu"
+        settings = check_policy_settings(settings)
         n_steps = positive_int("n_steps", n_steps)
         batch_size = positive_int("batch_size", batch_size)
         n_epochs = positive_int("n_epochs", n_epochs)
@@ -359,27 +336,30 @@ class JacobianAgent(BaseAgent):
             action_space=action_space,
         )
         self.rule, self.advantage, self.update = rule, advantage, update
-        self.embed, self.width, self.depth = embed, width, depth
-        self.parameterization = parameterization
-        if activation is None:
-            activation = "asinh" if rule == "density" else "smooth_leaky_relu"
-        self.activation = activation
-        self.sigma_x, self.learn_sigma = sigma_x, learn_sigma
+        self.embed: Embed = settings["embed"]
+        self.width: int | None = settings["width"]
+        self.depth: int = settings["depth"]
+        self.parameterization: Parameterization = settings["parameterization"]
+        self.activation: ActivationName = settings["activation"]
+        self.sigma_x: float = settings["sigma_x"]
+        self.learn_sigma: bool = settings["learn_sigma"]
         self.n_steps, self.batch_size, self.n_epochs = n_steps, batch_size, n_epochs
         self.gamma, self.gae_lambda, self.clip_range = gamma, gae_lambda, clip_range
         self.ent_coef, self.vf_coef, self.max_grad_norm = ent_coef, vf_coef, max_grad_norm
         self.learning_rate, self.target_kl = learning_rate, target_kl
-        self.lift_hidden, self.value_hidden = lift_hidden, value_hidden
-        self.max_cond, self.ill_conditioned = max_cond, ill_conditioned
-        self.dtype = dtype
+        self.lift_hidden: tuple[int, ...] = settings["lift_hidden"]
+        self.value_hidden: tuple[int, ...] = settings["value_hidden"]
+        self.max_cond: float = settings["max_cond"]
+        self.ill_conditioned = ill_conditioned
+        self.dtype: DType = settings["dtype"]
         #: always ``None`` once built: ``policy_kwargs`` is merged into the flat settings above
         #: (``agent.depth``, ...), the one form that is saved, so save/load round-trips
         self.policy_kwargs: dict[str, Any] | None = None
         #: layers projected back under max_cond so far (``ill_conditioned="repair"``)
         self.reconditions = 0
         self.volume_objective, self.volume_hold = volume_objective, volume_hold
-        self.conditioning = conditioning
-        self.conditioner_hidden = conditioner_hidden
+        self.conditioning: Conditioning = settings["conditioning"]
+        self.conditioner_hidden: tuple[int, ...] = settings["conditioner_hidden"]
         self.advantage_weighting, self.weighting_temperature = (
             advantage_weighting,
             weighting_temperature,
@@ -388,25 +368,27 @@ class JacobianAgent(BaseAgent):
         self._clip_schedule = as_schedule("clip_range", clip_range)
 
         obs_dim = int(self.observation_space.shape[0])
-        self.n = width if width is not None else max(obs_dim, action_size(self.action_space))  # type: ignore[arg-type]
+        self.n = (
+            self.width if self.width is not None else max(obs_dim, action_size(self.action_space))  # type: ignore[arg-type]
+        )
         self.policy = InvertiblePolicy(
             obs_dim,
             self.action_space,  # type: ignore[arg-type]
             n=self.n,
-            depth=depth,
+            depth=self.depth,
             rule=rule,
-            embed=embed,
-            parameterization=parameterization,
-            activation=activation,
-            sigma_x=sigma_x,
-            learn_sigma=learn_sigma,
+            embed=self.embed,
+            parameterization=self.parameterization,
+            activation=self.activation,
+            sigma_x=self.sigma_x,
+            learn_sigma=self.learn_sigma,
             lift_hidden=self.lift_hidden,
             value_hidden=self.value_hidden if advantage == "gae" else None,
-            max_cond=max_cond,
-            dtype=dtype,
+            max_cond=self.max_cond,
+            dtype=self.dtype,
             volume_objective=volume_objective,
             volume_hold=volume_hold,
-            conditioning=conditioning,
+            conditioning=self.conditioning,
             conditioner_hidden=self.conditioner_hidden,
         ).to(self.device)
         self._trained_parameters = [p for p in self.policy.parameters() if p.requires_grad]
@@ -423,7 +405,7 @@ class JacobianAgent(BaseAgent):
             self.n_envs,
             obs_dim,
             self.n,
-            dtype=np.dtype(dtype).type,
+            dtype=np.dtype(self.dtype).type,
             store_inputs=self.policy.needs_input,
         )
         #: running mean of discounted returns, the baseline of ``advantage="baseline"``

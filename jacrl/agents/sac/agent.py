@@ -65,30 +65,25 @@ from jacrl.common.errors import (
 )
 from jacrl.common.schedules import ScheduleLike, as_schedule
 from jacrl.common.validation import (
-    boolean,
     check_env_first,
-    layer_sizes,
     merge_policy_kwargs,
     non_negative_int,
     number,
-    optional_positive_int,
-    positive_float,
     positive_int,
     schedule,
     unit_interval,
     whole_number,
 )
-from jacrl.nn.activations import ACTIVATIONS, ActivationName
-from jacrl.nn.mlp import PARAMETERIZATIONS, Parameterization
+from jacrl.nn.activations import ActivationName
+from jacrl.nn.mlp import Parameterization
 from jacrl.policies.invertible import (
-    CONDITIONINGS,
-    DTYPES,
     ILL_CONDITIONED,
     Conditioning,
     DType,
     IllConditioned,
     InvertiblePolicy,
 )
+from jacrl.policies.settings import check_policy_settings
 
 #: The actor's update: SAC's reparameterised reverse KL, or the mass-covering forward KL.
 ActorObjective = Literal["reverse_kl", "forward_kl"]
@@ -292,10 +287,7 @@ class JacobianSAC(BaseAgent):
         check_choice("actor_objective", actor_objective, ACTOR_OBJECTIVES)
         check_choice("forward_kl_estimator", forward_kl_estimator, FORWARD_KL_ESTIMATORS)
         check_choice("ill_conditioned", ill_conditioned, ILL_CONDITIONED)
-        check_choice("parameterization", settings["parameterization"], tuple(PARAMETERIZATIONS))
-        check_choice("activation", settings["activation"], tuple(ACTIVATIONS))
-        check_choice("conditioning", settings["conditioning"], CONDITIONINGS)
-        check_choice("dtype", settings["dtype"], tuple(DTYPES))
+        settings = check_policy_settings(settings)
         learning_rate = schedule("learning_rate", learning_rate)
         batch_size = positive_int("batch_size", batch_size)
         buffer_size = positive_int("buffer_size", buffer_size)
@@ -322,14 +314,6 @@ class JacobianSAC(BaseAgent):
                 "actor_objective='forward_kl' needs ent_coef > 0 (or 'auto'): ent_coef is the "
                 "temperature α of the target π* ∝ exp(Q/α), which is a point mass at α = 0"
             )
-        net_arch = layer_sizes("net_arch", settings["net_arch"])
-        width = optional_positive_int("width", settings["width"])
-        depth = non_negative_int("depth", settings["depth"])
-        conditioner_hidden = layer_sizes("conditioner_hidden", settings["conditioner_hidden"])
-        state_dependent_sigma = boolean("state_dependent_sigma", settings["state_dependent_sigma"])
-        sigma_x = positive_float("sigma_x", settings["sigma_x"])
-        lift_hidden = layer_sizes("lift_hidden", settings["lift_hidden"])
-        max_cond = number("max_cond", settings["max_cond"], low=1.0, low_open=True)
         super().__init__(
             env,
             n_envs=n_envs,
@@ -343,6 +327,7 @@ class JacobianSAC(BaseAgent):
             action_space=action_space,
         )
         k = int(self.action_space.shape[0])
+        width = settings["width"]
         if width is not None and width != k:
             raise ConfigError(
                 f"width={width}: JacobianSAC needs width == the action size k={k}. Its entropy "
@@ -363,13 +348,17 @@ class JacobianSAC(BaseAgent):
         self.target_entropy = target_entropy
         self.actor_objective, self.n_action_samples = actor_objective, n_action_samples
         self.forward_kl_estimator, self.proposal_margin = forward_kl_estimator, proposal_margin
-        self.net_arch, self.width, self.depth = net_arch, width, depth
+        self.net_arch: tuple[int, ...] = settings["net_arch"]
+        self.width: int | None = width
+        self.depth: int = settings["depth"]
         self.parameterization: Parameterization = settings["parameterization"]
         self.activation: ActivationName = settings["activation"]
         self.conditioning: Conditioning = settings["conditioning"]
-        self.conditioner_hidden = conditioner_hidden
-        self.state_dependent_sigma, self.sigma_x = state_dependent_sigma, sigma_x
-        self.lift_hidden, self.max_cond = lift_hidden, max_cond
+        self.conditioner_hidden: tuple[int, ...] = settings["conditioner_hidden"]
+        self.state_dependent_sigma: bool = settings["state_dependent_sigma"]
+        self.sigma_x: float = settings["sigma_x"]
+        self.lift_hidden: tuple[int, ...] = settings["lift_hidden"]
+        self.max_cond: float = settings["max_cond"]
         self.ill_conditioned, self.dtype = ill_conditioned, settings["dtype"]
         #: always ``None`` once built: ``policy_kwargs`` is merged into the flat settings above,
         #: the one form that is saved, so save/load round-trips
@@ -386,26 +375,26 @@ class JacobianSAC(BaseAgent):
             obs_dim,
             self.action_space,
             n=k,
-            depth=depth,
+            depth=self.depth,
             rule="density",
             embed="mlp",
             parameterization=self.parameterization,
             activation=self.activation,
-            sigma_x=sigma_x,
+            sigma_x=self.sigma_x,
             learn_sigma=True,
-            lift_hidden=lift_hidden,
+            lift_hidden=self.lift_hidden,
             value_hidden=None,
-            max_cond=max_cond,
+            max_cond=self.max_cond,
             dtype=self.dtype,
             conditioning=self.conditioning,
-            state_dependent_sigma=state_dependent_sigma,
-            conditioner_hidden=conditioner_hidden,
+            state_dependent_sigma=self.state_dependent_sigma,
+            conditioner_hidden=self.conditioner_hidden,
         ).to(self.device)
         lr = self._lr_schedule(1.0)
         self.actor_optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr, fused=True)
         self.policy.attach_optimizer(self.actor_optimizer)
         # Critics: twin Q-networks and their Polyak-averaged targets
-        self.critic = ContinuousCritic(obs_dim, self.action_space, net_arch).to(self.device)
+        self.critic = ContinuousCritic(obs_dim, self.action_space, self.net_arch).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=lr, fused=True)
         # Entropy coefficient: log α is learned (SB3 learns the log, softlearning issue #37)
