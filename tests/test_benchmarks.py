@@ -22,6 +22,7 @@ CASES = {  # name: (arguments, a string its output must contain)
         "--envs CartPole-v1 --variants smooth,random --seeds 1 --budget 512 --evals 1",
         "per seed final",
     ),
+    "fourmodes_oracle": ("--updates 20 --eval-every 10 --grid 20", "20: "),
     "soak": ("--steps 512 --env CartPole-v1 --rule volume --param lu", "failed configurations: 0"),
     "throughput": ("--steps 256 --sac-steps 150 --repeats 1", "vs SB3 SAC"),
     "logdet_grad": (
