@@ -224,7 +224,7 @@ def held_out_episodes(bandit: ClassificationBandit) -> int:
     return -(-len(bandit) // bandit.episode_length)
 
 
-def _eval_env_kwargs(env_id: str) -> dict[str, Any]:
+def eval_env_kwargs(env_id: str) -> dict[str, Any]:
     """Evaluate on the held-out split when the env offers one (``ClassificationBandit``): the
     test split, or the validation split when the env's spec holds one out of the training rows
     (``validation_fraction``: how ``jacrl tune`` registers the env for its trials)."""
@@ -238,7 +238,7 @@ def _eval_env_kwargs(env_id: str) -> dict[str, Any]:
 
 def default_eval_episodes(env_id: str) -> int:
     """10, or for a classification bandit its whole held-out split once."""
-    env = gym.make(env_id, **_eval_env_kwargs(env_id))
+    env = gym.make(env_id, **eval_env_kwargs(env_id))
     try:
         bandit = env.unwrapped
         if isinstance(bandit, ClassificationBandit):
@@ -682,7 +682,7 @@ def _run(config: RunConfig, run_dir: Path, *, resuming: bool, progress_bar: bool
             config.env_id,
             n_envs=1,
             seed=config.seed + EVAL_SEED_OFFSET,
-            env_kwargs=_eval_env_kwargs(config.env_id),
+            env_kwargs=eval_env_kwargs(config.env_id),
         )
         if norm is not None:
             eval_env = VecNormalize(

@@ -10,9 +10,10 @@ import pytest
 
 import jacrl.envs  # noqa: F401  (registers the jacrl/ ids)
 from jacrl.common.errors import JacrlError
+from jacrl.compare.scoring import env_scoring
 from jacrl.envs import ClassificationBandit
 from jacrl.envs.datasets import load_digits_split
-from jacrl.train import _eval_env_kwargs, default_eval_episodes
+from jacrl.train import default_eval_episodes, eval_env_kwargs
 from jacrl.tune.validation import VALIDATION_FRACTION, holding_out_validation, validation_kwargs
 
 DIGITS = "jacrl/DigitsBandit-v0"
@@ -89,7 +90,7 @@ def test_registered_envs_are_unchanged_without_validation_fraction() -> None:
     train = gym.make(DIGITS).unwrapped
     assert isinstance(train, ClassificationBandit)
     assert np.array_equal(train.X, split.X_train) and len(train) == 1437
-    assert _eval_env_kwargs(DIGITS) == {"split": "test"}
+    assert eval_env_kwargs(DIGITS) == {"split": "test"}
     assert default_eval_episodes(DIGITS) == 360
 
 
@@ -123,7 +124,9 @@ def test_a_trial_registers_the_validation_share_and_is_evaluated_on_it() -> None
     assert validation_kwargs("CartPole-v1") == {}
     with holding_out_validation(DIGITS, held_out):
         assert len(gym.make(DIGITS).unwrapped) == 1149  # type: ignore[arg-type]
-        assert _eval_env_kwargs(DIGITS) == {"split": "validation"}
+        assert eval_env_kwargs(DIGITS) == {"split": "validation"}
         assert default_eval_episodes(DIGITS) == 288
+        assert env_scoring(DIGITS).eval_episodes(10) == 288  # compare scores the same split
     assert gym.spec(DIGITS).kwargs == {"dataset": "digits"}
     assert default_eval_episodes(DIGITS) == 360
+    assert env_scoring(DIGITS).eval_episodes(10) == 360

@@ -15,7 +15,7 @@ import numpy as np
 
 from jacrl.compare.policy_metrics import PolicyMetrics, policy_metrics_for
 from jacrl.envs.registration import check_env_id
-from jacrl.train import held_out_episodes
+from jacrl.train import eval_env_kwargs, held_out_episodes
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def env_scoring(env_id: str, threshold: float | None = None) -> EnvScoring:
             return EnvScoring(env_id, threshold, policy_metrics=policy_metrics_for(env.unwrapped))
     finally:
         env.close()
-    held_out = gym.make(env_id, split="test")  # the split train() evaluates on
+    held_out = gym.make(env_id, **eval_env_kwargs(env_id))  # the split train() evaluates on
     try:
         bandit = held_out.unwrapped
         assert isinstance(bandit, ClassificationBandit)
