@@ -13,8 +13,9 @@ import pytest
 import torch
 from stable_baselines3.common.utils import LinearSchedule
 
-from jacrl.agents import JacobianAgent
+from jacrl.agents import JacobianAgent, JacobianSAC
 from jacrl.agents.backprop import BackpropAgent
+from jacrl.common.errors import ConfigError
 
 TINY: dict[str, Any] = dict(
     n_steps=8, batch_size=8, n_epochs=1, lift_hidden=(8,), value_hidden=(8,)
@@ -112,6 +113,22 @@ def test_policy_kwargs_and_the_flat_names_build_the_same_agent(tmp_path: Path) -
 
 def test_policy_kwargs_may_repeat_a_flat_setting_with_the_same_value() -> None:
     assert cartpole(depth=2, policy_kwargs={"depth": 2}).depth == 2
+
+
+def test_every_policy_setting_of_both_learners_is_checked_by_the_shared_table() -> None:
+    """A setting an agent accepts but the table lacks would fail with a bare KeyError; both
+    learners' refusal of a bad value comes from the same check (same message)."""
+    from jacrl.agents.onpolicy.agent import POLICY_SETTINGS as ONPOLICY
+    from jacrl.agents.sac.agent import POLICY_SETTINGS as OFFPOLICY
+    from jacrl.policies.settings import CHECKS, check_policy_settings
+
+    assert set(ONPOLICY) | set(OFFPOLICY) <= set(CHECKS)
+    assert check_policy_settings({"lift_hidden": [8, 8], "max_cond": 10})["lift_hidden"] == (8, 8)
+    with pytest.raises(ConfigError, match=r"max_cond=1\b") as onpolicy:
+        cartpole(max_cond=1)
+    with pytest.raises(ConfigError) as offpolicy:
+        JacobianSAC("Pendulum-v1", max_cond=1)
+    assert str(onpolicy.value) == str(offpolicy.value)
 
 
 @pytest.mark.parametrize(
