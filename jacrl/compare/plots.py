@@ -92,7 +92,7 @@ def plot_learning_curves(
         ax.fill_between(timesteps, band.low, band.high, color=colors[name], alpha=0.2, linewidth=0)
     ax.xaxis.set_major_formatter(EngFormatter())
     ax.set_xlabel("environment steps")
-    title = f"{scoring.env_id}: learning curves (IQM over seeds, shaded 95% bootstrap CI)"
+    title = f"{scoring.env_id}: learning curves\n(IQM over seeds, shaded: 95% bootstrap CI)"
     return _finish(fig, title, scoring, threshold, path, loc="best")
 
 
