@@ -3,14 +3,19 @@
 The full learner on jacrl/FourModes-v0 fits its policy to π* ∝ exp(Q/α) through a learned Q.
 This benchmark replaces that Q by the env's own reward (FourModes is a one-step bandit with a
 constant observation and γ = 0, so the reward *is* the optimal Q) and runs only the actor's
-update, so it separates two questions: can the update fit F to the four modes at all (here),
-and does the learned critic keep it there (``jacrl compare``). It prints the exact mass within
-0.24 of each mode (from the density on a grid) every ``--eval-every`` updates.
+update, so it separates two questions: can the update fit F to the four modes at all
+(``--critic exact``, the default), and does the learned critic keep it there (``--critic
+learned``: the full learner, one env step and one update at a time, which also prints what its
+critic believes — the highest min-Q within 0.12 of each mode, where the true peak is 1 — and how
+many of the replay buffer's actions lie near each mode). It prints the exact mass within 0.24 of
+each mode (from the density on a grid) every ``--eval-every`` updates.
 
     .venv/bin/python benchmarks/fourmodes_oracle.py                        # the preset, seed 0
     .venv/bin/python benchmarks/fourmodes_oracle.py --hp n_action_samples=128 --seeds 0,1
+    .venv/bin/python benchmarks/fourmodes_oracle.py --critic learned --hp n_action_samples=128
 
-Each 6000-update run takes 1-3 minutes on one core.
+Each 6000-update run takes 1-3 minutes on one core with the exact reward, 5-10 with the learned
+critic.
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ from torch import Tensor
 import jacrl  # noqa: F401  (registers jacrl/FourModes-v0)
 from jacrl.agents.sac import JacobianSAC
 from jacrl.density import exact_log_prob_fn
-from jacrl.envs.four_modes import MODE_WIDTH, MODES, mode_masses_from_density, mode_reward
+from jacrl.envs.four_modes import (
+    MODE_WIDTH,
+    MODES,
+    mode_masses,
+    mode_masses_from_density,
+    mode_reward,
+)
 from jacrl.presets import load_preset, parse_overrides
 
 ENV_ID = "jacrl/FourModes-v0"
@@ -51,7 +62,8 @@ def check_exact_reward(dtype: torch.dtype = torch.float64) -> None:
         raise SystemExit("ExactReward differs from jacrl.envs.four_modes.mode_reward")
 
 
-def run(seed: int, hp: dict[str, object], updates: int, every: int, batch: int, grid: int) -> str:
+def build(seed: int, hp: dict[str, object]) -> JacobianSAC:
+    """The FourModes preset with ``hp`` on top; the forward-KL update is what is measured."""
     torch.manual_seed(seed)
     hyperparameters = {**load_preset("jacobian-sac", ENV_ID), **hp}
     hyperparameters.pop("n_timesteps", None)
@@ -60,10 +72,44 @@ def run(seed: int, hp: dict[str, object], updates: int, every: int, batch: int, 
         raise SystemExit(
             "this benchmark runs the forward-KL update: pass actor_objective=forward_kl"
         )
+    return agent
+
+
+def masses(agent: JacobianSAC, grid: int) -> np.ndarray:
+    log_prob = exact_log_prob_fn(agent, np.zeros(1, dtype=np.float32))
+    assert log_prob is not None  # JacobianSAC has an exact density
+    return mode_masses_from_density(log_prob, grid)
+
+
+def critic_view(agent: JacobianSAC) -> str:
+    """The learned critic's highest min-Q within MODE_WIDTH of each mode (the true peak is 1),
+    and the replay buffer's action count within 0.24 of each mode."""
+    axis = np.linspace(-MODE_WIDTH, MODE_WIDTH, 25)
+    offsets = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2)
+    offsets = offsets[(offsets**2).sum(axis=1) <= MODE_WIDTH**2]
+    points = (MODES[:, None, :] + offsets).reshape(-1, 2)
+    dtype = next(agent.critic.parameters()).dtype
+    with torch.no_grad():
+        q = agent.critic.min_q(
+            torch.zeros(len(points), 1, dtype=dtype), torch.as_tensor(points, dtype=dtype)
+        )
+    peaks = q.view(len(MODES), -1).max(dim=1).values
+    buffer = agent.replay_buffer
+    actions = buffer.actions[: buffer.size()].reshape(-1, 2)
+    counts = np.rint(mode_masses(actions) * len(actions)).astype(int)
+    return (
+        f"  critic peak {' / '.join(f'{p:.3f}' for p in peaks.tolist())}"
+        f"  buffer near modes {' / '.join(str(c) for c in counts)}"
+    )
+
+
+def run_exact(
+    seed: int, hp: dict[str, object], updates: int, every: int, batch: int, grid: int
+) -> str:
+    agent = build(seed, hp)
     agent.critic = ExactReward(agent.policy.dtype)  # type: ignore[assignment]
     alpha = agent.log_ent_coef.detach().exp()
     obs = torch.zeros(batch, 1, dtype=torch.float32)
-    observation = np.zeros(1, dtype=np.float32)
     trace, start = [], time.perf_counter()
     for update in range(1, updates + 1):
         loss = agent._forward_kl_loss(obs, alpha)
@@ -73,19 +119,36 @@ def run(seed: int, hp: dict[str, object], updates: int, every: int, batch: int, 
         if agent.ill_conditioned == "repair" and update % 100 == 0:
             agent.policy.enforce_conditioning("repair")
         if update % every == 0:
-            log_prob = exact_log_prob_fn(agent, observation)
-            assert log_prob is not None  # JacobianSAC has an exact density
-            masses = mode_masses_from_density(log_prob, grid)
-            trace.append(f"{update}: {' / '.join(f'{m:.3f}' for m in masses)}")
+            trace.append(f"{update}: {' / '.join(f'{m:.3f}' for m in masses(agent, grid))}")
+    return f"seed {seed} ({time.perf_counter() - start:.0f} s)\n  " + "\n  ".join(trace)
+
+
+def run_learned(seed: int, hp: dict[str, object], steps: int, every: int, grid: int) -> str:
+    agent = build(seed, hp)
+    trace, start = [], time.perf_counter()
+    for done in range(every, steps + 1, every):
+        agent.learn(every, reset_num_timesteps=done == every)
+        line = f"{done}: {' / '.join(f'{m:.3f}' for m in masses(agent, grid))}"
+        trace.append(line + critic_view(agent))
     return f"seed {seed} ({time.perf_counter() - start:.0f} s)\n  " + "\n  ".join(trace)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
-    parser.add_argument("--updates", type=int, default=6000)
+    parser.add_argument(
+        "--critic",
+        choices=("exact", "learned"),
+        default="exact",
+        help="exact: the actor update against the reward; learned: the full learner",
+    )
+    parser.add_argument(
+        "--updates", type=int, default=6000, help="actor updates (exact) or env steps (learned)"
+    )
     parser.add_argument("--eval-every", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=256, help="states per update")
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="states per update (--critic exact)"
+    )
     parser.add_argument("--grid", type=int, default=200, help="grid points per axis")
     parser.add_argument(
         "--hp", action="append", default=[], metavar="KEY=VALUE", help="override the preset"
@@ -94,10 +157,17 @@ def main() -> None:
     torch.set_num_threads(1)
     hp = parse_overrides(args.hp)
     check_exact_reward()
-    print(f"{ENV_ID}: the actor update against the exact reward; preset overrides {hp or 'none'}")
+    if args.critic == "exact":
+        print(f"{ENV_ID}: the actor update against the exact reward; overrides {hp or 'none'}")
+    else:
+        print(f"{ENV_ID}: the full learner with its learned critic; overrides {hp or 'none'}")
     print("mass within 0.24 of each mode (+x / -x / +y / -y), exact, by update")
     for seed in (int(s) for s in args.seeds.split(",")):
-        print(run(seed, hp, args.updates, args.eval_every, args.batch_size, args.grid), flush=True)
+        if args.critic == "exact":
+            report = run_exact(seed, hp, args.updates, args.eval_every, args.batch_size, args.grid)
+        else:
+            report = run_learned(seed, hp, args.updates, args.eval_every, args.grid)
+        print(report, flush=True)
 
 
 if __name__ == "__main__":

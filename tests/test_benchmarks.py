@@ -12,7 +12,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
-CASES = {  # name: (arguments, a string its output must contain)
+CASES = {  # case (the script, or script:variant): (arguments, a string its output must contain)
     "learning": (
         "--envs jacrl/DigitsBandit-v0 --configs jacobian,random --seeds 1 --budget 256 "
         "--eval-every 256 --hp n_steps=128 --hp batch_size=64",
@@ -23,6 +23,10 @@ CASES = {  # name: (arguments, a string its output must contain)
         "per seed final",
     ),
     "fourmodes_oracle": ("--updates 20 --eval-every 10 --grid 20", "20: "),
+    "fourmodes_oracle:learned": (
+        "--critic learned --updates 240 --eval-every 240 --grid 20",
+        "critic peak",
+    ),
     "soak": ("--steps 512 --env CartPole-v1 --rule volume --param lu", "failed configurations: 0"),
     "throughput": ("--steps 256 --sac-steps 150 --repeats 1", "vs SB3 SAC"),
     "logdet_grad": (
@@ -37,7 +41,7 @@ CASES = {  # name: (arguments, a string its output must contain)
 def test_benchmark_runs(name: str) -> None:
     args, expected = CASES[name]
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / f"{name}.py"), *args.split()],
+        [sys.executable, str(BENCHMARKS / f"{name.split(':')[0]}.py"), *args.split()],
         capture_output=True,
         text=True,
         timeout=300,
