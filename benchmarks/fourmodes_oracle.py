@@ -75,10 +75,19 @@ def build(seed: int, hp: dict[str, object]) -> JacobianSAC:
     return agent
 
 
-def masses(agent: JacobianSAC, grid: int) -> np.ndarray:
+def masses(agent: JacobianSAC, grid: int) -> str:
+    """The exact mass within 0.24 of each mode, from the density on a grid."""
     log_prob = exact_log_prob_fn(agent, np.zeros(1, dtype=np.float32))
     assert log_prob is not None  # JacobianSAC has an exact density
-    return mode_masses_from_density(log_prob, grid)
+    return per_mode(mode_masses_from_density(log_prob, grid).tolist())
+
+
+def per_mode(values: list[float]) -> str:
+    return " / ".join(f"{v:.3f}" for v in values)
+
+
+def report(seed: int, start: float, trace: list[str]) -> str:
+    return f"seed {seed} ({time.perf_counter() - start:.0f} s)\n  " + "\n  ".join(trace)
 
 
 def critic_view(agent: JacobianSAC) -> str:
@@ -97,10 +106,8 @@ def critic_view(agent: JacobianSAC) -> str:
     buffer = agent.replay_buffer
     actions = buffer.actions[: buffer.size()].reshape(-1, 2)
     counts = np.rint(mode_masses(actions) * len(actions)).astype(int)
-    return (
-        f"  critic peak {' / '.join(f'{p:.3f}' for p in peaks.tolist())}"
-        f"  buffer near modes {' / '.join(str(c) for c in counts)}"
-    )
+    near = " / ".join(str(c) for c in counts)
+    return f"  critic peak {per_mode(peaks.tolist())}  buffer near modes {near}"
 
 
 def run_exact(
@@ -119,8 +126,8 @@ def run_exact(
         if agent.ill_conditioned == "repair" and update % 100 == 0:
             agent.policy.enforce_conditioning("repair")
         if update % every == 0:
-            trace.append(f"{update}: {' / '.join(f'{m:.3f}' for m in masses(agent, grid))}")
-    return f"seed {seed} ({time.perf_counter() - start:.0f} s)\n  " + "\n  ".join(trace)
+            trace.append(f"{update}: {masses(agent, grid)}")
+    return report(seed, start, trace)
 
 
 def run_learned(seed: int, hp: dict[str, object], steps: int, every: int, grid: int) -> str:
@@ -128,9 +135,8 @@ def run_learned(seed: int, hp: dict[str, object], steps: int, every: int, grid: 
     trace, start = [], time.perf_counter()
     for done in range(every, steps + 1, every):
         agent.learn(every, reset_num_timesteps=done == every)
-        line = f"{done}: {' / '.join(f'{m:.3f}' for m in masses(agent, grid))}"
-        trace.append(line + critic_view(agent))
-    return f"seed {seed} ({time.perf_counter() - start:.0f} s)\n  " + "\n  ".join(trace)
+        trace.append(f"{done}: {masses(agent, grid)}{critic_view(agent)}")
+    return report(seed, start, trace)
 
 
 def main() -> None:
