@@ -323,6 +323,34 @@ def test_space_file_reads_yaml_11_numbers(tmp_path: Path) -> None:
     }
 
 
+SHIPPED_SPACES = Path(__file__).resolve().parent.parent / "agents" / "spaces"
+SHIPPED = {  # a search-space file in agents/spaces: (agent, env id of the preset it was tuned for)
+    "jacrl_DigitsBandit-v0_jacobian.yml": ("jacobian", "jacrl/DigitsBandit-v0"),
+}
+
+
+def test_every_shipped_space_file_is_checked() -> None:
+    assert sorted(p.name for p in SHIPPED_SPACES.glob("*.yml")) == sorted(SHIPPED)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_space_holds_the_preset_it_found(name: str) -> None:
+    """A space file shipped for a preset loads for its agent, and the preset's value of every
+    searched key lies inside it: the space was narrowed around that entry, so a study in it
+    can find the entry again (editing one without the other fails here)."""
+    agent, env_id = SHIPPED[name]
+    points = search.load_space(SHIPPED_SPACES / name, agent)
+    preset = load_preset(agent, env_id)
+    for key, dimension in points.items():
+        value = preset[key]
+        if isinstance(dimension, search.Choice):
+            assert value in dimension.choices, key
+        elif isinstance(dimension, search.FloatRange | search.IntRange):
+            assert dimension.low <= value <= dimension.high, key
+        else:
+            assert value == dimension, key
+
+
 # -- killed and restarted ----------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.integration
