@@ -160,6 +160,11 @@ def main() -> None:
         "--hp", action="append", default=[], metavar="KEY=VALUE", help="override the preset"
     )
     args = parser.parse_args()
+    if args.eval_every < 1 or args.updates % args.eval_every:
+        parser.error(
+            f"--updates ({args.updates}) must be a positive multiple of --eval-every "
+            f"({args.eval_every}): the learned critic trains in --eval-every steps at a time"
+        )
     torch.set_num_threads(1)
     hp = parse_overrides(args.hp)
     check_exact_reward()
@@ -170,10 +175,10 @@ def main() -> None:
     print("mass within 0.24 of each mode (+x / -x / +y / -y), exact, by update")
     for seed in (int(s) for s in args.seeds.split(",")):
         if args.critic == "exact":
-            report = run_exact(seed, hp, args.updates, args.eval_every, args.batch_size, args.grid)
+            text = run_exact(seed, hp, args.updates, args.eval_every, args.batch_size, args.grid)
         else:
-            report = run_learned(seed, hp, args.updates, args.eval_every, args.grid)
-        print(report, flush=True)
+            text = run_learned(seed, hp, args.updates, args.eval_every, args.grid)
+        print(text, flush=True)
 
 
 if __name__ == "__main__":

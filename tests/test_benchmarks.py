@@ -49,3 +49,18 @@ def test_benchmark_runs(name: str) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert expected in done.stdout, done.stdout[-3000:]
+
+
+def test_fourmodes_oracle_refuses_a_budget_it_would_cut_short() -> None:
+    """--critic learned trains --eval-every steps at a time: 100 steps in chunks of 30 would
+    silently train 90, so the run is refused before anything is built."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "fourmodes_oracle.py"), "--critic", "learned"]
+        + ["--updates", "100", "--eval-every", "30"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "must be a positive multiple of --eval-every" in done.stderr
