@@ -54,9 +54,9 @@ def test_benchmark_runs(name: str) -> None:
 def test_fourmodes_oracle_refuses_a_budget_it_would_cut_short() -> None:
     """--critic learned trains --eval-every steps at a time: 100 steps in chunks of 30 would
     silently train 90, so the run is refused before anything is built."""
+    arguments = ["--critic", "learned", "--updates", "100", "--eval-every", "30"]
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "fourmodes_oracle.py"), "--critic", "learned"]
-        + ["--updates", "100", "--eval-every", "30"],
+        [sys.executable, str(BENCHMARKS / "fourmodes_oracle.py"), *arguments],
         capture_output=True,
         text=True,
         timeout=120,
