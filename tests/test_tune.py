@@ -5,6 +5,7 @@ input refused before any training. The slow test kills a 2-worker study mid-run 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -31,7 +32,13 @@ from jacrl.tune import TUNE_SEED_BASE, tune  # noqa: E402
 from jacrl.tune import space as search  # noqa: E402
 from jacrl.tune.__main__ import main  # noqa: E402
 from jacrl.tune.output import HISTORY_PNG, IMPORTANCE_PNG  # noqa: E402
-from jacrl.tune.study import HP_ATTR, RETRY_ATTR, SEED_ATTR, WORKER_ATTR  # noqa: E402
+from jacrl.tune.study import (  # noqa: E402
+    HP_ATTR,
+    RETRY_ATTR,
+    SEED_ATTR,
+    SEED_VALUES_ATTR,
+    WORKER_ATTR,
+)
 
 ENV = "CartPole-v1"
 STEPS = 256  # one rollout of the CartPole preset (8 envs x 32 steps)
@@ -153,6 +160,39 @@ def test_resuming_with_other_settings_is_refused(study_dir: Path, tmp_path: Path
     folder = _copy(study_dir, tmp_path)
     with pytest.raises(ConfigError, match=r"other settings.*steps"):
         _tune(folder, 3, steps=512)
+
+
+@pytest.mark.integration
+def test_a_trial_of_several_seeds_scores_their_mean(tmp_path: Path) -> None:
+    """``seeds_per_trial=2``: trial k trains seeds base + 2k and base + 2k + 1, reports both
+    seeds' evaluations (steps 1-2 and 3-4), and its value is the mean of the two final
+    evaluations read from the runs' own results; the preset's header says so, and resuming
+    with one seed per trial is refused by name."""
+    _space_file(tmp_path)
+    result = _tune(tmp_path, 2, pruner="none", seeds_per_trial=2)
+    assert result.complete == 2
+    trials_root = tmp_path / "out" / "trials" / ENV
+    for trial in _trials(tmp_path):
+        first = TUNE_SEED_BASE + 2 * trial.number
+        assert trial.user_attrs[SEED_ATTR] == first
+        finals = [
+            json.loads((trials_root / f"trial{trial.number}_{seed}" / "result.json").read_text())[
+                "final_eval_mean"
+            ]
+            for seed in (first, first + 1)
+        ]
+        assert trial.user_attrs[SEED_VALUES_ATTR] == finals
+        assert trial.value == pytest.approx(np.mean(finals), rel=1e-12)
+        assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
+        assert trial.intermediate_values[2] == pytest.approx(finals[0], rel=1e-12)
+        assert trial.intermediate_values[4] == pytest.approx(finals[1], rel=1e-12)
+    lines = (tmp_path / "out" / "best.yml").read_text().splitlines()
+    header = " ".join(line.removeprefix("# ") for line in lines if line.startswith("#"))
+    assert "mean final evaluation" in header and "2 x trial number + 0..1" in header
+    with pytest.raises(ConfigError, match=r"other settings \(seeds_per_trial differ\)"):
+        _tune(tmp_path, 2, pruner="none")
+    with pytest.raises(ConfigError, match="seeds_per_trial must be a positive whole number"):
+        _tune(tmp_path, 2, seeds_per_trial=0)
 
 
 @pytest.mark.integration

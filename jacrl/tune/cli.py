@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "intermediate evaluations). The study is stored (SQLite by default), so running the "
         "same command again resumes it; at the end the best trial is written as a preset "
         "(<out>/best.yml, usable with --preset) with the optimisation-history and parameter-"
-        "importance plots. Trial k trains with seed 1000000 + k: evaluate presets on other seeds. "
+        "importance plots. Trial k trains with seed 1000000 + k (with --seeds-per-trial m, seeds "
+        "1000000 + m·k + j, j < m, scored by their mean): evaluate presets on other seeds. "
         "On a classification bandit trials are scored on a validation split carved from the "
         "training rows, never on the test split."
     )
@@ -70,6 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--n-evaluations", type=int, default=5, help="evaluations per trial (default 5)"
     )
     parser.add_argument(
+        "--seeds-per-trial",
+        type=int,
+        default=1,
+        help="training seeds per trial, one after the other; a trial scores the mean of their "
+        "final evaluations (default 1)",
+    )
+    parser.add_argument(
         "--eval-episodes",
         type=int,
         default=None,
@@ -109,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         n_startup_trials=args.n_startup_trials,
         n_evaluations=args.n_evaluations,
         eval_episodes=args.eval_episodes,
+        seeds_per_trial=args.seeds_per_trial,
         timeout=args.timeout,
         progress_bar=not args.no_progress,
     )

@@ -11,9 +11,12 @@ The sampler is TPE (multivariate, with the constant liar so parallel workers do 
 the same point).
 
 **Seeds.** Trial ``k`` trains with seed ``TUNE_SEED_BASE + k`` = 1_000_000 + k (its evaluation
-env ``+ 10_000``, as every run). Evaluation runs — ``jacrl train``, ``jacrl compare``, the
-benchmarks — use small seeds (0, 1, …), so a preset is never scored on the seeds it was picked on;
-keep evaluation seeds below 1_000_000. A retried trial keeps the seed of the trial it repeats.
+env ``+ 10_000``, as every run); with ``seeds_per_trial`` = m it trains seeds 1_000_000 + m·k + j,
+j < m, one after the other, and its value is the mean of their final evaluations (evaluation i of
+seed j is reported to the pruner as step j·n_evaluations + i). Evaluation runs — ``jacrl
+train``, ``jacrl compare``, the benchmarks — use small seeds (0, 1, …), so a preset is never
+scored on the seeds it was picked on; keep evaluation seeds below 1_000_000. A retried trial keeps
+the seeds of the trial it repeats.
 
 **Processes.** Every trial trains in a fresh ``spawn`` process; ``n_jobs`` of them at a time. The
 coordinating process only waits on them (one light thread per slot), reads each child's
@@ -71,7 +74,8 @@ this many in a row stop the study, since then the configuration itself is likely
 WORKER_ATTR = "jacrl_worker"  # "<host>:<pid>" of the coordinating process
 HEARTBEAT_ATTR = "jacrl_heartbeat"  # unix time of its last sign of life
 RETRY_ATTR = "jacrl_retry_of"  # the number of the trial this one repeats
-SEED_ATTR = "jacrl_seed"
+SEED_ATTR = "jacrl_seed"  # the first of the trial's seeds
+SEED_VALUES_ATTR = "jacrl_seed_values"  # each seed's final evaluation (seeds_per_trial > 1)
 HP_ATTR = "jacrl_hyperparameters"  # the sampled point, as JSON-able values
 ERROR_ATTR = "jacrl_error"
 STUDY_ATTR = "jacrl"  # the study's identity: agent, env, budget, space
@@ -192,6 +196,7 @@ def tune(
     n_startup_trials: int = 10,
     n_evaluations: int = 5,
     eval_episodes: int | None = None,
+    seeds_per_trial: int = 1,
     timeout: float | None = None,
     progress_bar: bool = False,
 ) -> TuneResult:
@@ -219,6 +224,10 @@ def tune(
         median pruner prunes.
     :param n_evaluations: evaluations per trial, reported to the pruner.
     :param eval_episodes: episodes per evaluation (default as :func:`jacrl.train.train`).
+    :param seeds_per_trial: training seeds per trial, one after the other; the trial's value is
+        the mean of their final evaluations. One seed rewards a point that was lucky on it: a
+        40-trial digits study picked a point at validation accuracy 0.965 whose test accuracy on
+        five other seeds averaged 0.941 (docs/presets.md).
     :param timeout: start no trial after this many seconds (running ones finish), as Optuna's
         ``optimize(timeout=...)``; the study may then end with fewer than ``trials`` (and a
         later run with the same settings goes on with it).
@@ -234,7 +243,12 @@ def tune(
     from jacrl.train import env_slug, resolve_config
 
     optuna = require_optuna()
-    _check_positive(trials=trials, n_jobs=n_jobs, n_evaluations=n_evaluations)
+    _check_positive(
+        trials=trials,
+        n_jobs=n_jobs,
+        n_evaluations=n_evaluations,
+        seeds_per_trial=seeds_per_trial,
+    )
     if pruner not in get_args(Pruner):
         raise ConfigError(f"pruner={pruner!r}: expected one of {get_args(Pruner)}")
     if n_startup_trials < 0:
@@ -267,6 +281,8 @@ def tune(
         "preset": base,
         "space": search.describe(points),
         **({"env_kwargs": held_out} if held_out else {}),
+        # absent for one seed, so that studies made before the option resume
+        **({"seeds_per_trial": seeds_per_trial} if seeds_per_trial > 1 else {}),
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -301,7 +317,17 @@ def tune(
 
     with launcher(backend, n_jobs, address) as start:
         coordinator = _Coordinator(
-            study, opened, trials, points, train_kwargs, start, env_id, held_out, trials_root
+            study,
+            opened,
+            trials,
+            points,
+            train_kwargs,
+            start,
+            env_id,
+            held_out,
+            trials_root,
+            seeds_per_trial,
+            n_evaluations,
         )
         coordinator.run(n_jobs, progress_bar, timeout)
 
@@ -311,10 +337,23 @@ def tune(
     best, hp = _best(study), None
     if best is not None:
         hp = {**search.merge(base, best.user_attrs[HP_ATTR]), "n_timesteps": budget}
+        first = int(best.user_attrs[SEED_ATTR])
+        if seeds_per_trial == 1:
+            scored = f"final evaluation {best.value:.6g} after {budget} steps, seed {first}"
+        else:
+            each = ", ".join(f"{v:.6g}" for v in best.user_attrs[SEED_VALUES_ATTR])
+            scored = (
+                f"mean final evaluation {best.value:.6g} after {budget} steps over seeds "
+                f"{first}-{first + seeds_per_trial - 1} ({each})"
+            )
         provenance = (
             f"jacrl tune: the best of {trials} trials of study '{name}' ({url}): trial "
-            f"{best.number}, final evaluation {best.value:.6g} after {budget} steps, seed "
-            f"{best.user_attrs[SEED_ATTR]} (tuning seeds are {TUNE_SEED_BASE} + trial number)"
+            f"{best.number}, {scored} (tuning seeds are {TUNE_SEED_BASE} + "
+            + (
+                "trial number)"
+                if seeds_per_trial == 1
+                else f"{seeds_per_trial} x trial number + 0..{seeds_per_trial - 1})"
+            )
             + (
                 f"; scored on the validation split (validation_fraction "
                 f"{held_out['validation_fraction']} of the training rows), never the test split"
@@ -356,7 +395,8 @@ def _claim(study: optuna.Study, identity: dict[str, Any], url: str) -> None:
         study.set_user_attr(STUDY_ATTR, search.jsonable(identity))
         return
     if found != search.jsonable(identity):
-        differ = sorted(k for k in identity if found.get(k) != search.jsonable(identity[k]))
+        wanted = search.jsonable(identity)
+        differ = sorted(k for k in {*found, *wanted} if found.get(k) != wanted.get(k))
         raise ConfigError(
             f"storage '{url}' holds study '{study.study_name}' with other settings "
             f"({', '.join(differ)} differ); resume it with the same ones, or choose another "
@@ -416,8 +456,11 @@ class _Coordinator:
         env_id: str,
         env_kwargs: dict[str, Any],
         trials_root: Path,
+        seeds_per_trial: int = 1,
+        n_evaluations: int = 1,
     ) -> None:
         self.study, self.storage, self.target, self.points = study, storage, target, points
+        self.seeds_per_trial, self.n_evaluations = seeds_per_trial, n_evaluations
         self.train_kwargs, self.env_id, self.trials_root = train_kwargs, env_id, trials_root
         self.env_kwargs, self.start = env_kwargs, start
         self.study_id = storage.get_study_id_from_name(study.study_name)
@@ -513,7 +556,7 @@ class _Coordinator:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 trial.set_user_attr(HP_ATTR, search.jsonable(search.sample(trial, self.points)))
             origin = trial.user_attrs.get(RETRY_ATTR, trial.number)
-            trial.set_user_attr(SEED_ATTR, TUNE_SEED_BASE + origin)
+            trial.set_user_attr(SEED_ATTR, TUNE_SEED_BASE + origin * self.seeds_per_trial)
             return trial
 
     def _surplus(self, trial: optuna.Trial) -> bool:
@@ -571,12 +614,31 @@ class _Coordinator:
 
     # -- one trial -----------------------------------------------------------------------------
     def _run(self, trial: optuna.Trial) -> None:
+        """Train the trial's seeds one after the other; its value is the mean of their final
+        evaluations. Evaluation i of seed j is reported as step j·n_evaluations + i, so the
+        pruner compares every trial's seed j with the other trials' seed j, and can stop a poor
+        point during its first seed."""
+        optuna = require_optuna()
+        first = int(trial.user_attrs[SEED_ATTR])
+        finals: list[float] = []
+        for seed in range(first, first + self.seeds_per_trial):
+            final = self._train_seed(trial, seed, len(finals) * self.n_evaluations)
+            if final is None:  # pruned, handed back or failed: the trial is told already
+                return
+            finals.append(final)
+        if self.seeds_per_trial > 1:
+            trial.set_user_attr(SEED_VALUES_ATTR, finals)
+        self._tell(trial, optuna.trial.TrialState.COMPLETE, float(np.mean(finals)))
+
+    def _train_seed(self, trial: optuna.Trial, seed: int, offset: int) -> float | None:
+        """Train one seed of ``trial`` in a child, reporting its evaluations from step
+        ``offset + 1``; its final evaluation, or ``None`` once the trial has been told (pruned,
+        failed) or handed back (Ctrl-C)."""
         from jacrl.train import EVALUATIONS_FILE, RESULT_FILE, run_dir_for
         from jacrl.tune.runner import ERROR_FILE
 
         optuna = require_optuna()
         state = optuna.trial.TrialState
-        seed = int(trial.user_attrs[SEED_ATTR])
         run_name = f"trial{trial.number}"
         run_dir = run_dir_for(self.trials_root, self.env_id, run_name, seed)
         kwargs = self.train_kwargs(trial.user_attrs[HP_ATTR], seed, run_name)
@@ -590,23 +652,21 @@ class _Coordinator:
                     beat = time.monotonic()
                 means = _evaluation_means(run_dir / EVALUATIONS_FILE) or []
                 for step, value in enumerate(means[reported:], start=reported + 1):
-                    trial.report(value, step)
+                    trial.report(value, offset + step)
                     reported = step
                     if trial.should_prune():
                         self._tell(trial, state.PRUNED)
-                        return
+                        return None
                 if done:
                     break
                 if self.stop.is_set():  # Ctrl-C: the next run retries it
                     self._hand_back(trial)
-                    return
+                    return None
         finally:
             training.stop()
         failure = training.failure()
         if failure is None and (run_dir / RESULT_FILE).is_file():
-            result = json.loads((run_dir / RESULT_FILE).read_text())
-            self._tell(trial, state.COMPLETE, float(result["final_eval_mean"]))
-            return
+            return float(json.loads((run_dir / RESULT_FILE).read_text())["final_eval_mean"])
         error_file = run_dir / ERROR_FILE
         error = (
             error_file.read_text().strip().splitlines()[-1]
@@ -615,6 +675,7 @@ class _Coordinator:
         )
         trial.set_user_attr(ERROR_ATTR, error)
         self._tell(trial, state.FAIL, error=f"{error} (traceback: {error_file})")
+        return None
 
     def _tell(
         self,
