@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -348,6 +349,57 @@ def test_same_seed_gives_bit_identical_weights() -> None:
     )
 
 
+def _latent_noise(agent: JacobianSAC) -> np.ndarray:
+    """ε of every stored transition, recovered through the inverse pass, ``(steps, n_envs)``
+    (1-D actions): y = squash⁻¹(a), x = F⁻¹(y), ε = (x − x0(s)) / σ(s); NaN where the action is
+    within 10% of a bound (there the float32 action no longer pins ε down)."""
+    buffer, policy = agent.replay_buffer, agent.policy
+    size = buffer.size()
+    obs = torch.as_tensor(buffer.observations[:size].reshape(-1, buffer.obs_dim))
+    actions = torch.as_tensor(buffer.actions[:size].reshape(-1, 1)).double()
+    with torch.no_grad():
+        y, _ = policy._box_squash("test").inverse(actions)
+        x = policy.net.inverse(y)
+        x0, log_sigma = policy.gaussian_params(obs)
+        noise = ((x - x0) / log_sigma.exp()).numpy().reshape(size, buffer.n_envs)
+    high = float(agent.action_space.high[0])
+    inside = np.abs(buffer.actions[:size, :, 0]) < 0.9 * high
+    return np.where(inside, noise, np.nan)
+
+
+@pytest.mark.parametrize(
+    ("settings", "held_for"),
+    [
+        (dict(use_sde=True), 8),  # once per collection of train_freq = 8 steps
+        (dict(use_sde=True, sde_sample_freq=4), 4),
+        (dict(), 1),  # every step its own ε
+    ],
+)
+def test_use_sde_holds_the_latent_noise_between_draws(
+    settings: dict[str, Any], held_for: int
+) -> None:
+    """Without updates (gradient_steps=0) the weights that acted are the final ones, so each
+    stored action's ε can be recovered exactly through F⁻¹: with use_sde it is one value per env
+    over each stretch of ``held_for`` steps, and another in the next stretch."""
+    agent = JacobianSAC(
+        "Pendulum-v1",
+        n_envs=2,
+        seed=3,
+        **{**TINY, "learning_starts": 0, "train_freq": 8, "gradient_steps": 0, **settings},
+    )
+    agent.learn(64)
+    noise = _latent_noise(agent)
+    assert np.isfinite(noise).mean() > 0.5
+    stretches = noise.reshape(-1, held_for, 2)
+    spread = np.nanmax(stretches, axis=1) - np.nanmin(stretches, axis=1)
+    assert np.nanmax(spread) < 1e-4
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a stretch with no usable action
+        held = np.nanmean(stretches, axis=1)  # (stretches, envs)
+    assert np.nanmin(np.abs(np.diff(held, axis=0))) > 1e-3  # each stretch drew a new ε
+    assert np.nanmin(np.abs(held[:, 0] - held[:, 1])) > 1e-3  # and each env its own
+
+
 def test_save_load_predict_identical(tmp_path: Path) -> None:
     agent = JacobianSAC("Pendulum-v1", seed=0, conditioning="state", **TINY).learn(60)
     path = agent.save(tmp_path / "sac")
@@ -551,6 +603,10 @@ PRESET_FILE = preset_path("jacobian-sac")
         (dict(ill_conditioned="ignore"), ConfigError, "repair"),
         (dict(actor_objective="forward_kl", ent_coef=0.0), ConfigError, "ent_coef > 0"),
         (dict(learning_rate="fast"), ConfigError, "lin_<x>"),
+        (dict(use_sde=1), ConfigError, "use_sde=1: expected True or False"),
+        (dict(use_sde=True, sde_sample_freq=0), ConfigError, "or -1 (once per collection"),
+        (dict(use_sde=True, sde_sample_freq=-2), ConfigError, "sde_sample_freq"),
+        (dict(sde_sample_freq=4), ConfigError, "acts only with use_sde=True"),
     ],
 )
 def test_bad_hyperparameters_are_refused_at_construction(

@@ -134,11 +134,18 @@ class Actor:
         self.generation, self.gaussian, self.condition = generation, gaussian, condition
         self.forward = forward
 
-    def __call__(self, obs: Tensor, deterministic: bool = False) -> Tensor:
-        """Pre-actions y0, ``(batch, n)``, for normalised observations ``(batch, obs_dim)``."""
+    def __call__(
+        self, obs: Tensor, deterministic: bool = False, noise: Tensor | None = None
+    ) -> Tensor:
+        """Pre-actions y0, ``(batch, n)``, for normalised observations ``(batch, obs_dim)``.
+
+        :param noise: the latent ε ``(batch, n)`` to use instead of a fresh draw (exploration
+            noise held over several steps, as JacobianSAC's ``use_sde``).
+        """
         x0, sigma = self.gaussian(obs)
-        x = x0 if deterministic else x0 + sigma * torch.randn_like(x0)
-        return self.forward(x, None if self.condition is None else self.condition(obs))
+        if not deterministic:
+            x0 = x0 + sigma * (torch.randn_like(x0) if noise is None else noise)
+        return self.forward(x0, None if self.condition is None else self.condition(obs))
 
 
 def _lean_tanh_mlp(module: nn.Module) -> Callable[[Tensor], Tensor]:

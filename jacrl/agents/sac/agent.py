@@ -27,6 +27,16 @@ policy:
   that the policy's entropy E[−log π] tracks ``target_entropy``. The uniform proposal suits small
   action spaces: its hit rate on a peak of π* falls exponentially with the action dimension.
 
+**Exploration held over steps** (``use_sde``). SB3's gSDE makes the exploration noise a function
+of the state, θ·features(s) with θ redrawn every ``sde_sample_freq`` steps, so a rollout pushes
+the same way for a stretch where noise drawn afresh every step averages out (MountainCar-
+Continuous needs a push sustained over tens of steps to climb out of the valley). The invertible
+policy has that without new parameters: hold its latent ε fixed, and a = squash(F_s(x0(s) +
+σ(s) ε)) is a deterministic function of the state until ε is redrawn. Only the collection
+changes: the updates score actions with the per-step density, which is the marginal of the held
+noise too (SB3's SAC with gSDE trains the gSDE distribution instead, whose scale depends on the
+features).
+
 Observations are stored in the replay buffer normalised, as ``BaseAgent._step_env`` returns them
 (the on-policy agent stores them the same way). With ``normalize_obs=True`` each transition keeps
 the statistics of its collection time, unlike SB3 with ``VecNormalize`` (raw storage, normalised
@@ -172,6 +182,12 @@ class JacobianSAC(BaseAgent):
     :param target_update_interval: gradient steps between two target updates (counted over the
         whole run; SB3 counts within each ``train`` call).
     :param target_entropy: the entropy ``ent_coef="auto"`` aims at: ``"auto"`` is −dim(A).
+    :param use_sde: explore with the latent noise ε held fixed between resamples instead of drawn
+        afresh every step: the rollout's actions are then a deterministic function of the state,
+        squash(F_s(x0(s) + σ(s) ε)), for a stretch of steps — SB3's generalised state-dependent
+        exploration (gSDE) in the invertible policy's own terms (see the module docstring).
+    :param sde_sample_freq: with ``use_sde``, redraw ε every this many steps; -1 (SB3's default):
+        only at the start of each collection of ``train_freq`` steps.
     :param actor_objective: ``"reverse_kl"`` (SAC's mode-seeking update on reparameterised
         samples) or ``"forward_kl"`` (mass-covering, see the module docstring; needs a bounded
         action Box and ``ent_coef`` > 0).
@@ -235,6 +251,8 @@ class JacobianSAC(BaseAgent):
         ent_coef: float | str = "auto",
         target_update_interval: int = 1,
         target_entropy: float | str = "auto",
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
         actor_objective: ActorObjective = "reverse_kl",
         n_action_samples: int = 32,
         forward_kl_estimator: ForwardKLEstimator = "weighted",
@@ -304,6 +322,19 @@ class JacobianSAC(BaseAgent):
             "gradient_steps", gradient_steps, minimum=-1
         )  # -1: as many as transitions collected
         target_update_interval = positive_int("target_update_interval", target_update_interval)
+        if not isinstance(use_sde, bool):
+            raise ConfigError(f"use_sde={use_sde!r}: expected True or False")
+        sde_sample_freq = whole_number("sde_sample_freq", sde_sample_freq, minimum=-1)
+        if sde_sample_freq == 0:
+            raise ConfigError(
+                "sde_sample_freq=0: expected a positive number of steps between two draws of "
+                "the exploration noise, or -1 (once per collection of train_freq steps)"
+            )
+        if sde_sample_freq != -1 and not use_sde:
+            raise ConfigError(
+                f"sde_sample_freq={sde_sample_freq} acts only with use_sde=True (noise held "
+                "between draws); without it every step draws its own noise"
+            )
         n_action_samples = whole_number("n_action_samples", n_action_samples, minimum=2)
         proposal_margin = number(
             "proposal_margin", proposal_margin, low=0.0, high=0.5, low_open=True, high_open=True
@@ -346,6 +377,7 @@ class JacobianSAC(BaseAgent):
         self.train_freq, self.gradient_steps = train_freq, gradient_steps
         self.ent_coef, self.target_update_interval = ent_coef, target_update_interval
         self.target_entropy = target_entropy
+        self.use_sde, self.sde_sample_freq = use_sde, sde_sample_freq
         self.actor_objective, self.n_action_samples = actor_objective, n_action_samples
         self.forward_kl_estimator, self.proposal_margin = forward_kl_estimator, proposal_margin
         self.net_arch: tuple[int, ...] = settings["net_arch"]
@@ -501,15 +533,25 @@ class JacobianSAC(BaseAgent):
 
     def collect_rollouts(self, callback: BaseCallback) -> bool:
         """``train_freq`` vectorised steps into the replay buffer (SB3's ``collect_rollouts``):
-        uniformly random actions before ``learning_starts``, the policy's samples after."""
+        uniformly random actions before ``learning_starts``, the policy's samples after (with
+        ``use_sde``, from a latent ε drawn at the first policy step and every
+        ``sde_sample_freq`` steps, as SB3 resets its gSDE noise)."""
         assert self._last_obs is not None and self.env is not None
         actor = self.policy.actor()  # the weights are fixed until the next train()
-        for _ in range(self.train_freq):
+        noise: Tensor | None = None  # the held ε (use_sde), drawn when first needed
+        for step_index in range(self.train_freq):
             if self.num_timesteps < self.learning_starts:
                 actions = np.stack([self.action_space.sample() for _ in range(self.n_envs)])
             else:
+                if self.use_sde and (
+                    noise is None
+                    or (self.sde_sample_freq > 0 and step_index % self.sde_sample_freq == 0)
+                ):
+                    noise = torch.randn(
+                        self.n_envs, self.policy.n, dtype=self.policy.dtype, device=self.device
+                    )
                 with torch.inference_mode():
-                    y0 = actor(torch.as_tensor(self._last_obs, device=self.device))
+                    y0 = actor(torch.as_tensor(self._last_obs, device=self.device), noise=noise)
                 actions = self._env_actions(y0)
             step = self._step_env(actions, callback)
             if step is None:
