@@ -165,9 +165,9 @@ def test_resuming_with_other_settings_is_refused(study_dir: Path, tmp_path: Path
 @pytest.mark.integration
 def test_a_trial_of_several_seeds_scores_their_mean(tmp_path: Path) -> None:
     """``seeds_per_trial=2``: trial k trains seeds base + 2k and base + 2k + 1, reports both
-    seeds' evaluations (steps 1-2 and 3-4), and its value is the mean of the two final
-    evaluations read from the runs' own results; the preset's header says so, and resuming
-    with one seed per trial is refused by name."""
+    seeds' evaluations (steps 1-2 and 4-5: a stride of n_evaluations + 1), and its value is the
+    mean of the two final evaluations read from the runs' own results; the preset's header says
+    so, and resuming with one seed per trial is refused by name."""
     _space_file(tmp_path)
     result = _tune(tmp_path, 2, pruner="none", seeds_per_trial=2)
     assert result.complete == 2
@@ -183,9 +183,9 @@ def test_a_trial_of_several_seeds_scores_their_mean(tmp_path: Path) -> None:
         ]
         assert trial.user_attrs[SEED_VALUES_ATTR] == finals
         assert trial.value == pytest.approx(np.mean(finals), rel=1e-12)
-        assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
+        assert sorted(trial.intermediate_values) == [1, 2, 4, 5]  # seed j from step 3j + 1
         assert trial.intermediate_values[2] == pytest.approx(finals[0], rel=1e-12)
-        assert trial.intermediate_values[4] == pytest.approx(finals[1], rel=1e-12)
+        assert trial.intermediate_values[5] == pytest.approx(finals[1], rel=1e-12)
     lines = (tmp_path / "out" / "best.yml").read_text().splitlines()
     header = " ".join(line.removeprefix("# ") for line in lines if line.startswith("#"))
     assert "mean final evaluation" in header and "2 x trial number + 0..1" in header

@@ -13,7 +13,7 @@ the same point).
 **Seeds.** Trial ``k`` trains with seed ``TUNE_SEED_BASE + k`` = 1_000_000 + k (its evaluation
 env ``+ 10_000``, as every run); with ``seeds_per_trial`` = m it trains seeds 1_000_000 + m·k + j,
 j < m, one after the other, and its value is the mean of their final evaluations (evaluation i of
-seed j is reported to the pruner as step j·n_evaluations + i). Evaluation runs — ``jacrl
+seed j is reported to the pruner as step j·(n_evaluations + 1) + i). Evaluation runs — ``jacrl
 train``, ``jacrl compare``, the benchmarks — use small seeds (0, 1, …), so a preset is never
 scored on the seeds it was picked on; keep evaluation seeds below 1_000_000. A retried trial keeps
 the seeds of the trial it repeats.
@@ -615,14 +615,18 @@ class _Coordinator:
     # -- one trial -----------------------------------------------------------------------------
     def _run(self, trial: optuna.Trial) -> None:
         """Train the trial's seeds one after the other; its value is the mean of their final
-        evaluations. Evaluation i of seed j is reported as step j·n_evaluations + i, so the
+        evaluations. Evaluation i of seed j is reported as step j·(n_evaluations + 1) + i, so the
         pruner compares every trial's seed j with the other trials' seed j, and can stop a poor
-        point during its first seed."""
+        point during its first seed. (A run evaluates every ``steps // n_evaluations`` env steps
+        and once more at its end when that is off the grid, as a rollout can overshoot the
+        budget: n_evaluations + 1 evaluations.)"""
         optuna = require_optuna()
         first = int(trial.user_attrs[SEED_ATTR])
+        stride = self.n_evaluations + 1
         finals: list[float] = []
         for seed in range(first, first + self.seeds_per_trial):
-            final = self._train_seed(trial, seed, len(finals) * self.n_evaluations)
+            last = len(finals) == self.seeds_per_trial - 1
+            final = self._train_seed(trial, seed, len(finals) * stride, None if last else stride)
             if final is None:  # pruned, handed back or failed: the trial is told already
                 return
             finals.append(final)
@@ -630,10 +634,12 @@ class _Coordinator:
             trial.set_user_attr(SEED_VALUES_ATTR, finals)
         self._tell(trial, optuna.trial.TrialState.COMPLETE, float(np.mean(finals)))
 
-    def _train_seed(self, trial: optuna.Trial, seed: int, offset: int) -> float | None:
-        """Train one seed of ``trial`` in a child, reporting its evaluations from step
-        ``offset + 1``; its final evaluation, or ``None`` once the trial has been told (pruned,
-        failed) or handed back (Ctrl-C)."""
+    def _train_seed(
+        self, trial: optuna.Trial, seed: int, offset: int, most: int | None
+    ) -> float | None:
+        """Train one seed of ``trial`` in a child, reporting its first ``most`` (all: ``None``)
+        evaluations as steps ``offset + 1``, …; its final evaluation, or ``None`` once the trial
+        has been told (pruned, failed) or handed back (Ctrl-C)."""
         from jacrl.train import EVALUATIONS_FILE, RESULT_FILE, run_dir_for
         from jacrl.tune.runner import ERROR_FILE
 
@@ -650,7 +656,7 @@ class _Coordinator:
                 if time.monotonic() - beat >= HEARTBEAT_S:
                     trial.set_user_attr(HEARTBEAT_ATTR, time.time())
                     beat = time.monotonic()
-                means = _evaluation_means(run_dir / EVALUATIONS_FILE) or []
+                means = (_evaluation_means(run_dir / EVALUATIONS_FILE) or [])[:most]
                 for step, value in enumerate(means[reported:], start=reported + 1):
                     trial.report(value, offset + step)
                     reported = step
