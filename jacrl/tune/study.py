@@ -340,20 +340,17 @@ def tune(
         first = int(best.user_attrs[SEED_ATTR])
         if seeds_per_trial == 1:
             scored = f"final evaluation {best.value:.6g} after {budget} steps, seed {first}"
+            seeds = "trial number"
         else:
             each = ", ".join(f"{v:.6g}" for v in best.user_attrs[SEED_VALUES_ATTR])
             scored = (
                 f"mean final evaluation {best.value:.6g} after {budget} steps over seeds "
                 f"{first}-{first + seeds_per_trial - 1} ({each})"
             )
+            seeds = f"{seeds_per_trial} x trial number + 0..{seeds_per_trial - 1}"
         provenance = (
             f"jacrl tune: the best of {trials} trials of study '{name}' ({url}): trial "
-            f"{best.number}, {scored} (tuning seeds are {TUNE_SEED_BASE} + "
-            + (
-                "trial number)"
-                if seeds_per_trial == 1
-                else f"{seeds_per_trial} x trial number + 0..{seeds_per_trial - 1})"
-            )
+            f"{best.number}, {scored} (tuning seeds are {TUNE_SEED_BASE} + {seeds})"
             + (
                 f"; scored on the validation split (validation_fraction "
                 f"{held_out['validation_fraction']} of the training rows), never the test split"
@@ -456,8 +453,8 @@ class _Coordinator:
         env_id: str,
         env_kwargs: dict[str, Any],
         trials_root: Path,
-        seeds_per_trial: int = 1,
-        n_evaluations: int = 1,
+        seeds_per_trial: int,
+        n_evaluations: int,
     ) -> None:
         self.study, self.storage, self.target, self.points = study, storage, target, points
         self.seeds_per_trial, self.n_evaluations = seeds_per_trial, n_evaluations
