@@ -277,6 +277,39 @@ def test_journal_storage_opens(tmp_path: Path) -> None:
     assert optuna.create_study(storage=storage).trials == []
 
 
+def _open_and_create(url: str, barrier: Any, results: Any) -> None:
+    """A spawn worker: open ``url`` when every worker is ready, then create (or load) study 't'."""
+    from jacrl.tune.study import open_storage
+
+    barrier.wait()
+    try:
+        optuna.create_study(study_name="t", storage=open_storage(url), load_if_exists=True)
+        results.put("ok")
+    except Exception as exc:  # what the parent asserts on
+        results.put(repr(exc))
+
+
+def test_processes_opening_one_new_storage_at_once_all_succeed(tmp_path: Path) -> None:
+    """Optuna creates a new database's schema without a lock: before open_storage retried, 4
+    processes opening one new SQLite file at once failed in 5 of 6 rounds ("table studies already
+    exists", a UNIQUE failure on alembic_version). The slow kill test hit it through its probe."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path / f'race{round_}.db'}"
+        barrier, results = context.Barrier(4), context.Queue()
+        workers = [
+            context.Process(target=_open_and_create, args=(url, barrier, results)) for _ in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        outcomes = [results.get(timeout=120) for _ in workers]
+        for worker in workers:
+            worker.join()
+        assert outcomes == ["ok"] * 4, outcomes
+
+
 def test_unknown_agent_env_and_unfit_agent(tmp_path: Path) -> None:
     _space_file(tmp_path)
     with pytest.raises(ConfigError, match="unknown agent"):
@@ -464,8 +497,13 @@ def test_killed_study_restarts_to_n_distinct_finished_trials(tmp_path: Path) -> 
 
 
 def _has_study(folder: Path) -> bool:
+    """Whether study 't' exists, read without Optuna: ``load_study`` on a file still being created
+    would create the schema itself, racing the process under test."""
+    import sqlite3
+
     try:
-        _trials(folder)
-    except Exception:  # not created yet (KeyError), or the file mid-creation
+        with sqlite3.connect(f"file:{folder / 'study.db'}?mode=ro", uri=True) as connection:
+            found = connection.execute("SELECT 1 FROM studies WHERE study_name = 't'").fetchone()
+    except sqlite3.Error:  # no file, or no table yet
         return False
-    return True
+    return found is not None

@@ -146,9 +146,31 @@ def open_storage(url: str, create_parent: bool = False) -> Any:
         if create_parent and sqlite:
             Path(sqlite).parent.mkdir(parents=True, exist_ok=True)
         engine = {"connect_args": {"timeout": 60}} if sqlite is not None else None
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+        return _open_rdb(optuna, url, engine)
     except Exception as exc:  # SQLAlchemy, a missing driver, the file system: one message
         raise ConfigError(f"cannot open the storage '{url}': {exc}; {accepted}") from exc
+
+
+def _open_rdb(optuna: Any, url: str, engine: dict[str, Any] | None, attempts: int = 5) -> Any:
+    """``RDBStorage(url)``, retried while another process creates the same new schema.
+
+    Optuna creates a new database's tables and its version row without a lock, so two processes
+    opening one new storage at once (two workers, or a machine and a progress probe) can see
+    "table … already exists" or a UNIQUE failure on the version row. Both mean the schema is being
+    made by the other process; opening again once it has finished succeeds. Any other error, or
+    the same one after ``attempts``, is raised.
+    """
+    import sqlalchemy.exc
+
+    for attempt in range(1, attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
+            racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
+            if not racing:
+                raise
+            time.sleep(0.1 * attempt)
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine)
 
 
 def _pruner(kind: Pruner, n_startup_trials: int, n_evaluations: int) -> Any:
