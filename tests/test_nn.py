@@ -20,6 +20,7 @@ from jacrl.nn import (
     SingularWeightError,
     make_activation,
 )
+from jacrl.nn.validation import all_finite
 
 F64 = torch.float64
 TOL = {torch.float32: 1e-4, torch.float64: 1e-10}
@@ -320,6 +321,30 @@ def test_deep_asinh_inverse_overflows_where_smooth_leaky_relu_does_not():
             assert bool(torch.isfinite(net.inverse_and_logdet(y)[0]).all())
 
 
+def test_a_singular_matrix_found_by_the_bound_is_a_singular_weight_error(monkeypatch):
+    """The bound inverts the layer matrices in float64; where that inverse fails although the
+    pass's own solve did not (seen on one CPU for an exactly singular float32 V), the pass raises
+    SingularWeightError, not a bare LinAlgError."""
+    net = make_net(4, 2, "inverse")
+
+    def fail(*args):
+        raise torch.linalg.LinAlgError("linalg.inv: the input matrix is singular")
+
+    monkeypatch.setattr(InverseLinear, "forward_error", fail)
+    with pytest.raises(SingularWeightError, match=r"a layer matrix is singular: linalg\.inv"):
+        net.forward_and_logdet(torch.randn(3, 4, dtype=F64))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], [[]], [[1.0, -2.0], [3.0]], [[1.0], [math.nan]], [[math.inf]], [[0.0, -math.inf]]],
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_all_finite_agrees_with_isfinite(values, dtype):
+    tensors = [torch.tensor(v, dtype=dtype) for v in values] + [torch.zeros(2, 2)]
+    assert all_finite(tensors) == all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
 def test_errors_are_jacrl_errors():
     assert issubclass(SingularWeightError, JacrlError)
     assert issubclass(InputShapeError, JacrlError)
@@ -333,7 +358,10 @@ def test_near_singular_weight_raises_never_nan(dtype):
     with pytest.raises(SingularWeightError, match=r"layer 1 \(InverseLinear\).*max_cond=1e\+06"):
         net.check_conditioning()
     with torch.no_grad():
-        net.linears[1].V[0] = net.linears[1].V[1]  # exactly singular: log|det V| = -inf
+        # exactly singular in floating point on every CPU: a zero row stays zero through the
+        # LU, so its pivot is an exact 0 (a copied row need not cancel exactly: on some BLAS
+        # kernels slogdet then returned a finite -35 rather than -inf)
+        net.linears[1].V[0] = 0.0
     y = torch.randn(3, 4, dtype=dtype)
     for method in (net.inverse_and_logdet, net.forward_and_logdet):
         with pytest.raises(SingularWeightError, match="layer 1"):

@@ -39,7 +39,10 @@ n×n inverse per layer for the solves, shared by the batch. Measured against 50-
 What the bound leaves out: the layers' log|det V_l| (one number per layer, from an LU, with
 error ≈ n·u·cond(V_l), which ``max_cond`` keeps far below the tolerance in float64), and the acting
 snapshot :class:`~jacrl.nn.mlp.FrozenForward` (unchecked: its pre-actions are scored by the
-checked inverse pass).
+checked inverse pass). ``max_cond`` is checked by the learners after every update and by the
+acting snapshot, not by each pass (an SVD per layer): code that writes the weights itself must
+call :meth:`~jacrl.nn.InvertibleMLP.check_conditioning`. An exactly singular V need not show as
+−inf: on some CPUs its LU keeps a rounding-sized pivot and ``slogdet`` returns a finite number.
 """
 
 from __future__ import annotations

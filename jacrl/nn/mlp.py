@@ -43,7 +43,7 @@ from jacrl.nn.accuracy import ErrorBound, default_rtol
 from jacrl.nn.activations import Activation, ActivationName, make_activation
 from jacrl.nn.conditioner import Condition, check_condition
 from jacrl.nn.linear import InverseLinear, InvertibleLinear, LULinear
-from jacrl.nn.validation import SingularWeightError, check_batch
+from jacrl.nn.validation import SingularWeightError, all_finite, check_batch
 
 #: The parameterizations of the affine layers (keys of :data:`PARAMETERIZATIONS`).
 Parameterization = Literal["inverse", "lu"]
@@ -56,6 +56,18 @@ PARAMETERIZATIONS: dict[Parameterization, type[InvertibleLinear]] = {
 _DTYPES = (torch.float32, torch.float64)
 
 Pass = Callable[[Tensor, ErrorBound], tuple[Tensor, Tensor]]
+
+
+def _stacked_log_abs_det_inverse(layers: list[InvertibleLinear]) -> Tensor | None:
+    """Σ_l log|det V_l| as one batched ``slogdet`` (and one batched solve in backward) when every
+    layer is an :class:`InverseLinear` and there are several, else ``None`` (each layer then adds
+    its own). The same LU per matrix as layer by layer, so the same log-dets and gradients; they
+    are batch-independent scalars, so the sum is added to the pass once rather than broadcast per
+    layer (fewer autograd nodes and LAPACK calls on the hot path of both passes)."""
+    if len(layers) < 2 or not all(type(layer) is InverseLinear for layer in layers):
+        return None
+    matrices = torch.stack([layer.inverse_weight() for layer in layers])
+    return torch.linalg.slogdet(matrices).logabsdet.sum()
 
 
 class FrozenForward:
@@ -97,9 +109,7 @@ class FrozenForward:
 
     def all_finite(self) -> bool:
         """Whether every snapshot tensor is finite (one check per snapshot, not per call)."""
-        return all(
-            bool(torch.isfinite(t).all()) for layer in self.layers for t in layer if t is not None
-        )
+        return all_finite(t for layer in self.layers for t in layer if t is not None)
 
 
 class InvertibleMLP(nn.Module):
@@ -208,14 +218,21 @@ class InvertibleMLP(nn.Module):
     def _forward_pass(
         self, x: Tensor, bound: ErrorBound, condition: Condition | None = None
     ) -> tuple[Tensor, Tensor]:
-        logabsdet = x.new_zeros(x.shape[:-1])
+        layers = self.layers()
+        stacked = _stacked_log_abs_det_inverse(layers)
+        logabsdet = x.new_zeros(x.shape[:-1]) if stacked is None else -stacked
         if condition is not None:
             shift, log_scale = condition
             scale = log_scale.exp()
             logabsdet = logabsdet + log_scale.sum((-2, -1))
-        for index, layer in enumerate(self.layers()):
+        for index, layer in enumerate(layers):
             inputs = x
-            x, layer_logdet = layer(x)
+            if stacked is None:
+                x, layer_logdet = layer(x)
+                logabsdet = logabsdet + layer_logdet
+            else:  # layer(x) without its log-det, which is in ``stacked``
+                x = layer.apply_weight(x)
+                x = x if layer.bias is None else x + layer.bias
             bound.linear(layer, inputs, x if layer.bias is None else x - layer.bias)
             if condition is not None:
                 shifted = x
@@ -225,7 +242,7 @@ class InvertibleMLP(nn.Module):
             x, activation_logdet = self.activation(x)
             bound.activation(self.activation, inputs, x, activation_logdet)
             bound.end_layer(index, x)
-            logabsdet = logabsdet + layer_logdet + activation_logdet
+            logabsdet = logabsdet + activation_logdet
         return x, logabsdet
 
     def _inverse_pass(
@@ -235,17 +252,8 @@ class InvertibleMLP(nn.Module):
         if condition is not None:
             shift, log_scale = condition
             inverse_scale = (-log_scale).exp()
-        # One batched slogdet (and one batched solve in backward) for all layers when every
-        # layer is an InverseLinear, instead of one per layer: the same LU per matrix, so the
-        # same values and gradients. The per-layer log-dets are batch-independent scalars, so they
-        # are summed once and added once, not broadcast per layer (fewer autograd nodes on this
-        # hot path).
-        batched = len(layers) > 1 and all(type(layer) is InverseLinear for layer in layers)
-        if batched:
-            matrices = torch.stack([layer.inverse_weight() for layer in layers])
-            logabsdet = torch.linalg.slogdet(matrices).logabsdet.sum()
-        else:
-            logabsdet = y.new_zeros(y.shape[:-1])
+        stacked = _stacked_log_abs_det_inverse(layers)
+        logabsdet = y.new_zeros(y.shape[:-1]) if stacked is None else stacked
         if condition is not None:
             logabsdet = logabsdet - log_scale.sum((-2, -1))
         for index, layer in reversed(list(enumerate(layers))):
@@ -263,7 +271,7 @@ class InvertibleMLP(nn.Module):
             bound.linear(layer, inputs, y)
             bound.end_layer(index, y)
             logabsdet = logabsdet + activation_logdet
-            if not batched:
+            if stacked is None:
                 logabsdet = logabsdet + layer.log_abs_det_inverse()
         return y, logabsdet
 
@@ -282,18 +290,20 @@ class InvertibleMLP(nn.Module):
         bound = ErrorBound(inputs, "inverse" if name == "y" else "forward")
         try:
             outputs, logabsdet = run(inputs, bound)
+            # the common case in one host sync: finite and within the tolerance (the bound
+            # inverts the layer matrices in float64, so a matrix singular there but not in the
+            # pass's own solve fails here)
+            if bound.accurate(outputs, logabsdet, self.rtol):
+                return outputs, logabsdet
         except torch.linalg.LinAlgError as error:
             self.check_conditioning()
             raise SingularWeightError(f"a layer matrix is singular: {error}") from error
-        # the common case in one host sync: finite and within the tolerance
-        if bound.accurate(outputs, logabsdet, self.rtol):
-            return outputs, logabsdet
         if bool(torch.isfinite(outputs).all()) and bool(torch.isfinite(logabsdet).all()):
             bound.check(outputs, logabsdet, self.rtol, name)  # raises: the bound is past rtol
             return outputs, logabsdet
         if not bool(torch.isfinite(inputs).all()):
             raise NonFiniteError(f"{name} contains NaN or inf; the network needs finite inputs")
-        if condition is not None and not all(bool(torch.isfinite(t).all()) for t in condition):
+        if condition is not None and not all_finite(condition):
             raise NonFiniteError("the condition (shift, log_scale) contains NaN or inf")
         self.check_conditioning()
         raise NonFiniteError(

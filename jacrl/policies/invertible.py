@@ -54,7 +54,7 @@ from jacrl.nn import InputShapeError, InvertibleMLP, SingularWeightError
 from jacrl.nn.activations import ActivationName
 from jacrl.nn.conditioner import Condition, StateConditioner
 from jacrl.nn.mlp import FrozenForward, Parameterization
-from jacrl.nn.validation import check_batch
+from jacrl.nn.validation import all_finite, check_batch
 from jacrl.policies.squash import BoxSquash
 
 #: What the on-policy rules score, see the module docstring.
@@ -413,7 +413,7 @@ class InvertiblePolicy(nn.Module):
             others = [self.log_sigma]
             for module in (self.lift, self.conditioner):
                 others += [] if module is None else list(module.parameters())
-            if not all(bool(torch.isfinite(t).all()) for t in others):
+            if not all_finite(others):
                 raise NonFiniteError(
                     "the lift's or the conditioner's weights or σ_x are not finite; lower the "
                     "learning rate"
