@@ -15,7 +15,7 @@ from jacrl.cli import main
 from jacrl.common.errors import ConfigError, UnsupportedSpaceError
 from jacrl.compare.variants import SUPERVISED, VARIANTS
 from jacrl.presets import load_preset
-from jacrl.train import train
+from jacrl.train import resolve_config, train
 
 # jacobian-sac is registered by import path; its own tests exercise its class
 BUILT_HERE = [name for name in AGENTS if name != "jacobian-sac"]
@@ -111,6 +111,23 @@ def test_compare_and_the_cli_accept_exactly_the_registry() -> None:
     assert SUPERVISED == "backprop"
     with pytest.raises(SystemExit):
         main(["train", "--agent", "sacc", "--env", "Pendulum-v1"])
+
+
+@pytest.mark.parametrize("name", [name for name, (_, hp) in VARIANTS.items() if hp])
+def test_every_named_variant_builds_with_its_base_agent(name: str) -> None:
+    """A variant's overrides are hyperparameters its base agent accepts: a typo or a key of
+    another agent fails here, at construction, not in the middle of a grid."""
+    base, overrides = VARIANTS[name]
+    env_id = "CartPole-v1" if base == "jacobian" else "Pendulum-v1"
+    run, hp = resolve_config(base, env_id, 64, overrides)
+    model, _ = get_agent(base).make(
+        env_id, hp, n_envs=run["n_envs"], normalize=run["normalize"], seed=0
+    )
+    if hasattr(model, "hyperparameters"):  # jacrl's agents report the settings they took
+        taken = model.hyperparameters()
+        assert {key: taken[key] for key in overrides} == overrides
+    else:  # SB3's keep them as attributes
+        assert {key: getattr(model, key) for key in overrides} == overrides
 
 
 def test_only_jacrl_agents_checkpoint(tmp_path: Path) -> None:

@@ -78,6 +78,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     # SAC's reverse KL on the preset's F (FourModes' preset uses the forward KL)
     "jacobian-sac-rkl": ("jacobian-sac", {"actor_objective": "reverse_kl"}),
+    # A higher entropy target than SAC's "auto" (−dim A): 0 nats, a quarter of the volume of a
+    # 2-D action box [−1, 1]² (log 4 = 1.39 is the uniform's). Does more entropy let a policy
+    # keep several goals, and F more of them than the Gaussian (MultiGoal, README)?
+    "jacobian-sac-ent0": ("jacobian-sac", {"target_entropy": 0.0}),
+    "jacobian-sac-d0-ent0": (
+        "jacobian-sac",
+        {"depth": 0, "conditioning": "none", "target_entropy": 0.0},
+    ),
+    "sac-ent0": ("sac", {"target_entropy": 0.0}),
 }
 """Agent name → ``(base agent for jacrl.train.train, hyperparameter overrides)``."""
 
