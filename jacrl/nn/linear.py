@@ -106,14 +106,16 @@ class InvertibleLinear(nn.Module):
         """As :meth:`inverse_error`, for ``output = apply_weight(x)``."""
         raise NotImplementedError
 
+    def affine(self, x: Tensor) -> Tensor:
+        """W x + b for each row of ``x``, without the log-det (a caller that sums the layers'
+        log-dets in one batched call, :class:`~jacrl.nn.InvertibleMLP`'s forward pass)."""
+        y = self.apply_weight(x)
+        return y if self.bias is None else y + self.bias
+
     # The nflows contract -------------------------------------------------------------------
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(W x + b, log|det W|) for each row of ``x``."""
-        y = self.apply_weight(x)
-        log_abs_det_weight = -self.log_abs_det_inverse()
-        if self.bias is not None:
-            y = y + self.bias
-        return y, log_abs_det_weight.expand(x.shape[:-1])
+        return self.affine(x), (-self.log_abs_det_inverse()).expand(x.shape[:-1])
 
     def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """(V (y − b), log|det V|) for each row of ``y``: one layer of seed eq. 4."""

@@ -230,9 +230,8 @@ class InvertibleMLP(nn.Module):
             if stacked is None:
                 x, layer_logdet = layer(x)
                 logabsdet = logabsdet + layer_logdet
-            else:  # layer(x) without its log-det, which is in ``stacked``
-                x = layer.apply_weight(x)
-                x = x if layer.bias is None else x + layer.bias
+            else:  # its log-det is in ``stacked``
+                x = layer.affine(x)
             bound.linear(layer, inputs, x if layer.bias is None else x - layer.bias)
             if condition is not None:
                 shifted = x
