@@ -11,6 +11,8 @@ so that a change in machine load hits both alike; one torch thread):
   and Q-networks, batch 256, one gradient step per env step), ``learning_starts`` 100 for both.
   Gradient steps/s = (steps − learning_starts) / time of the whole ``learn`` (the env steps and
   the acting are inside it, alike for both); targets: >= 1× (issue #14) and >= 2× (issue #16).
+  ``--depth`` sets F's blocks for both jacrl learners: ``--depth 0`` (the Gaussian on the lift)
+  against the default 3 measures what F itself costs in each ratio.
 - ``--grid``: each env of the README grid with the agents' shipped presets (``jacobian`` vs
   ``ppo``, ``jacrl train``'s settings), env steps/s; target >= 1× (issue #16).
 
@@ -27,6 +29,7 @@ the learner (not timed) and times ``learn`` from its first step, so any one-time
 
     python benchmarks/throughput.py --steps 16384 --repeats 3
     python benchmarks/throughput.py --rows off-policy --sac-steps 3000
+    python benchmarks/throughput.py --rows off-policy --sac-steps 3000 --depth 0
     python benchmarks/throughput.py --rows grid --steps 8192
 """
 
@@ -81,7 +84,9 @@ def _build(spec: dict[str, Any]) -> Any:
     if kind == "jacobian-sac":
         from jacrl.agents.sac import JacobianSAC
 
-        return JacobianSAC(spec["env"], seed=0, learning_starts=LEARNING_STARTS, device="cpu")
+        return JacobianSAC(
+            spec["env"], seed=0, depth=spec["depth"], learning_starts=LEARNING_STARTS, device="cpu"
+        )
     if kind == "sac":
         from stable_baselines3 import SAC
 
@@ -171,7 +176,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median)")
     parser.add_argument("--env", default="CartPole-v1", help="the on-policy rows' env")
     parser.add_argument(
-        "--depth", type=int, default=3, help="blocks of F (0: the no-F ablation, what F costs)"
+        "--depth",
+        type=int,
+        default=3,
+        help="blocks of F in JacobianAgent and JacobianSAC (0: the no-F ablation, what F costs)",
     )
     parser.add_argument(
         "--rows",
@@ -183,13 +191,16 @@ def main() -> None:
     unknown = sorted(set(rows) - set(ROWS))
     if unknown:
         parser.error(f"unknown rows {unknown}; accepted: {', '.join(ROWS)}")
+    if args.depth < 0:
+        parser.error(f"--depth must be >= 0, got {args.depth}")
     if args.sac_steps <= LEARNING_STARTS:
         parser.error(f"--sac-steps must exceed learning_starts={LEARNING_STARTS}")
 
     print(
         f"median of {args.repeats}, one torch thread, each run a fresh process; on-policy: "
         f"{args.env}, {args.steps} env steps, JacobianAgent depth {args.depth}; off-policy: "
-        f"{OFF_POLICY_ENV}, {args.sac_steps} env steps ({LEARNING_STARTS} before learning); "
+        f"{OFF_POLICY_ENV}, {args.sac_steps} env steps ({LEARNING_STARTS} before learning), "
+        f"JacobianSAC depth {args.depth}; "
         "rates per second of wall time and of CPU time; MiB = peak RSS of the run's process"
     )
     print(HEADER)
@@ -205,7 +216,9 @@ def main() -> None:
     if "off-policy" in rows:
         common = dict(env=OFF_POLICY_ENV, steps=args.sac_steps)
         ours, theirs = compare(
-            dict(kind="jacobian-sac", **common), dict(kind="sac", **common), args.repeats
+            dict(kind="jacobian-sac", depth=args.depth, **common),
+            dict(kind="sac", **common),
+            args.repeats,
         )
         print(row("SAC grad steps: vs SB3 SAC", ours, theirs, "#14>=1,#16>=2"), flush=True)
     if "grid" in rows:

@@ -29,6 +29,10 @@ CASES = {  # case (the script, or script:variant): (arguments, a string its outp
     ),
     "soak": ("--steps 512 --env CartPole-v1 --rule volume --param lu", "failed configurations: 0"),
     "throughput": ("--steps 256 --sac-steps 150 --repeats 1", "vs SB3 SAC"),
+    "throughput:depth0": (
+        "--rows off-policy --sac-steps 150 --repeats 1 --depth 0",
+        "JacobianSAC depth 0",
+    ),
     "logdet_grad": (
         "--sizes 4 --dtypes float64 --parameterizations inverse --reps 1 --budget 0.05 "
         "--seed-budget 0.05 --agreement-sizes 4",
