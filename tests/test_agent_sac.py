@@ -577,7 +577,7 @@ PRESET_FILE = preset_path("jacobian-sac")
         (dict(ent_coef="autox"), ConfigError, "'auto_<x>'"),
         (dict(ent_coef="auto_-1"), ConfigError, "x > 0"),
         (dict(ent_coef=-0.1), ConfigError, "a number >= 0"),
-        (dict(target_entropy="high"), ConfigError, "'auto' or a finite number"),
+        (dict(target_entropy="high"), ConfigError, "'auto' (minus the action size) or a finite"),
         (dict(tau=-0.1), ConfigError, "(0, 1]"),
         (dict(tau=0.0), ConfigError, "(0, 1]"),
         (dict(gamma=1.5), ConfigError, "[0, 1]"),

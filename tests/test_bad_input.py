@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from jacrl.agents import JacobianAgent
 from jacrl.agents.backprop import BackpropAgent
+from jacrl.agents.sb3 import make_sb3_agent
 from jacrl.cli import main
 from jacrl.common.errors import (
     CheckpointError,
@@ -69,6 +71,12 @@ def predict_only(observation_space: spaces.Space, action_space: spaces.Space = B
 
 def cartpole(**kwargs: Any) -> JacobianAgent:
     return JacobianAgent("CartPole-v1", seed=0, **{**TINY, **kwargs})
+
+
+def baseline(algo: str, **hp: Any) -> Any:
+    """An SB3 baseline on one CartPole (Discrete agents) or Pendulum env."""
+    env_id = "CartPole-v1" if algo in ("ppo", "a2c", "dqn") else "Pendulum-v1"
+    return make_sb3_agent(algo, DummyVecEnv([lambda: gym.make(env_id)]), hp)
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -480,6 +488,24 @@ ROWS = [
     (lambda p: cartpole(update="reinforce", target_kl=0.01), ConfigError,
      r"target_kl=0.01 with update='reinforce'.*the stop could never act"),
     # passes that would return x or a log-det less accurate than their tolerance (#12.1)
+    # the SB3 baselines' values, checked as jacrl's own (SB3 trains or fails later on these)
+    (lambda p: baseline("a2c", gamma=-1), ConfigError, r"gamma=-1: expected a number in \[0, 1\]"),
+    (lambda p: baseline("dqn", exploration_fraction=3), ConfigError,
+     r"exploration_fraction=3: expected a number in \[0, 1\]"),
+    (lambda p: baseline("td3", tau="abc"), ConfigError,
+     r"tau='abc' \(a str\): expected a number in \(0, 1\]"),
+    (lambda p: baseline("sac", buffer_size=-1), ConfigError,
+     r"buffer_size=-1: expected a positive whole number"),
+    (lambda p: baseline("sac", ent_coef="auto_x"), ConfigError,
+     r"ent_coef='auto_x'.*'auto_<x>' with x > 0"),
+    (lambda p: baseline("sac", target_entropy="high"), ConfigError,
+     r"target_entropy='high'.*'auto' \(minus the action size\) or a finite number"),
+    (lambda p: baseline("td3", train_freq=[1, "epoch"]), ConfigError,
+     r"train_freq=\[1, 'epoch'\].*'step' \| 'episode'"),
+    (lambda p: baseline("ppo", learning_rate="abc"), ConfigError,
+     r"learning_rate='abc'.*'lin_<x>'"),
+    (lambda p: baseline("ppo", n_steps=1), ConfigError,
+     r"PPO rejected a hyperparameter: `n_steps \* n_envs` must be greater than 1"),
     (lambda p: far_out_forward(), PrecisionLossError,
      r"forward pass from x loses accuracy at layer \d: .* past the tolerance 1.1e-08"),
     (lambda p: ill_conditioned_inverse(), PrecisionLossError,

@@ -10,7 +10,7 @@ from gymnasium import spaces
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.utils import LinearSchedule
 
-from jacrl.agents.sb3 import constructor_kwargs, parse_kwargs_text
+from jacrl.agents.sb3 import checked_hyperparameters, constructor_kwargs, parse_kwargs_text
 from jacrl.common.errors import ConfigError
 from jacrl.presets import load_preset, parse_overrides, resolve_schedules
 from jacrl.train import resolve_config
@@ -177,3 +177,11 @@ def test_malformed_noise_keys_are_refused(hp: dict[str, Any], match: str) -> Non
 def test_action_noise_on_discrete_actions_is_refused() -> None:
     with pytest.raises(ConfigError, match="Box action space"):
         constructor_kwargs({"noise_type": "normal", "noise_std": 0.1}, spaces.Discrete(2))
+
+
+def test_sb3_checks_return_the_values_sb3_needs() -> None:
+    hp = checked_hyperparameters(
+        "sac", {"buffer_size": 1e5, "train_freq": [4, "episode"], "ent_coef": "auto_0.1"}, BOX1
+    )
+    assert hp == {"buffer_size": 100_000, "train_freq": (4, "episode"), "ent_coef": "auto_0.1"}
+    assert type(hp["buffer_size"]) is int

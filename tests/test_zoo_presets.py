@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from jacrl.agents.registry import get_agent
+from jacrl.agents.sb3 import checked_hyperparameters
 from jacrl.common.errors import ConfigError
 from jacrl.common.resources import data_dir
 from jacrl.presets import (
@@ -64,6 +65,17 @@ def test_every_env_the_zoo_tuned_gets_its_entry_or_a_reason(algo: str) -> None:
                 load_preset(algo, env_id)
         else:
             assert load_preset(algo, env_id) == entry, env_id
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_every_zoo_entry_passes_the_baselines_hyperparameter_checks(algo: str) -> None:
+    """jacrl checks the SB3 baselines' values as its own agents' (jacrl.agents.sb3); every
+    entry the zoo tuned must pass, or the checks would refuse a tuned preset."""
+    box = gym.spaces.Box(-1.0, 1.0, (2,))
+    for env_id in _envs(algo):
+        if not any(key in _zoo(algo)[env_id] for key in REFUSED_KEYS):
+            _, hp = resolve_config(algo, env_id, steps=1000)
+            checked_hyperparameters(algo, hp, box)
 
 
 def test_every_zoo_ppo_key_is_carried_or_dropped_for_the_jacobian_agent() -> None:

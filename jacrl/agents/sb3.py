@@ -11,7 +11,8 @@ SB3 constructor arguments the way the zoo does — but without ``eval``: the zoo
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -27,6 +28,20 @@ from stable_baselines3.common.vec_env import VecEnv
 from jacrl.agents.registry import get_agent
 from jacrl.common.errors import ConfigError
 from jacrl.common.torch_activations import torch_activation
+from jacrl.common.validation import (
+    boolean,
+    entropy_coefficient,
+    entropy_target,
+    non_negative_float,
+    non_negative_int,
+    number,
+    optional_positive_float,
+    positive_float,
+    positive_int,
+    schedule,
+    unit_interval,
+    whole_number,
+)
 from jacrl.presets import resolve_schedules
 
 NoiseType = Literal["normal", "ornstein-uhlenbeck"]
@@ -126,6 +141,85 @@ def _action_noise(noise_type: Any, noise_std: Any, action_space: spaces.Space) -
     return OrnsteinUhlenbeckActionNoise(mean=np.zeros(shape), sigma=sigma)
 
 
+def _train_freq(name: str, value: object) -> object:
+    """SB3's ``train_freq``: a positive number of steps, or ``[n, "step" | "episode"]``."""
+    if isinstance(value, list | tuple):
+        if len(value) != 2 or value[1] not in ("step", "episode"):
+            raise ConfigError(
+                f"{name}={value!r}: expected a positive whole number of steps or "
+                "[n, 'step' | 'episode']"
+            )
+        return (positive_int(f"{name}[0]", value[0]), value[1])
+    return positive_int(name, value)
+
+
+def _optional_schedule(name: str, value: object) -> object:
+    return None if value is None else schedule(name, value)
+
+
+#: Checks of the SB3 constructor arguments that jacrl's own agents share (same names, same
+#: meaning, same checks), so a baseline refuses at construction what a Jacobian agent refuses.
+#: SB3 checks few of them itself: A2C with gamma=-1 or DQN with exploration_fraction=3 train,
+#: TD3 with tau="abc" fails at its first gradient step. ``ent_coef`` and ``target_entropy``
+#: depend on the algorithm (:func:`checked_hyperparameters`).
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "learning_rate": schedule,
+    "gamma": unit_interval,
+    "n_steps": positive_int,
+    "batch_size": positive_int,
+    "n_epochs": positive_int,
+    "gae_lambda": unit_interval,
+    "clip_range": schedule,
+    "clip_range_vf": _optional_schedule,
+    "normalize_advantage": boolean,
+    "vf_coef": non_negative_float,
+    "max_grad_norm": positive_float,
+    "target_kl": optional_positive_float,
+    "use_sde": boolean,
+    "sde_sample_freq": partial(whole_number, minimum=-1),  # -1: once per rollout
+    "use_sde_at_warmup": boolean,
+    "rms_prop_eps": positive_float,
+    "use_rms_prop": boolean,
+    "buffer_size": positive_int,
+    "learning_starts": non_negative_int,
+    "tau": partial(number, low=0.0, high=1.0, low_open=True),
+    "train_freq": _train_freq,
+    "gradient_steps": partial(whole_number, minimum=-1),  # -1: as many as steps collected
+    "target_update_interval": positive_int,
+    "exploration_fraction": unit_interval,
+    "exploration_initial_eps": unit_interval,
+    "exploration_final_eps": unit_interval,
+    "policy_delay": positive_int,
+    "target_policy_noise": non_negative_float,
+    "target_noise_clip": non_negative_float,
+    "stats_window_size": positive_int,
+}
+
+
+def checked_hyperparameters(
+    algo: str, hp: Mapping[str, Any], action_space: spaces.Space
+) -> dict[str, Any]:
+    """``hp`` (zoo notation) with every value :data:`_CHECKS` knows checked and in its canonical
+    form (a whole float such as ``100000.0`` as the int SB3 needs), and SAC's ``ent_coef`` (a
+    number >= 0, ``"auto"``, ``"auto_<x>"``) and ``target_entropy`` checked; the other keys
+    pass unchanged (SB3 names an unknown one).
+
+    :raises ConfigError: naming the first value refused and what is accepted.
+    """
+    checked = dict(hp)
+    for key, value in hp.items():
+        if key in _CHECKS:
+            checked[key] = _CHECKS[key](key, value)
+        elif key == "ent_coef":
+            if algo == "sac":
+                entropy_coefficient(value)
+            else:
+                checked[key] = number(key, value)
+        elif key == "target_entropy" and algo == "sac":
+            entropy_target(value, int(np.prod(action_space.shape or (1,))))
+    return checked
+
+
 def constructor_kwargs(hp: Mapping[str, Any], action_space: spaces.Space) -> dict[str, Any]:
     """Preset hyperparameters (zoo notation) → keyword arguments of an SB3 constructor.
 
@@ -164,17 +258,20 @@ def make_sb3_agent(
 
     :param algo: an ``"sb3"`` entry of :data:`jacrl.agents.registry.AGENTS` (``ppo``, ``sac``…).
     :param hp: preset hyperparameters in zoo notation (see :func:`constructor_kwargs`).
-    :raises ConfigError: for an unknown or non-SB3 agent, or a hyperparameter SB3 rejects.
+    :raises ConfigError: for an unknown or non-SB3 agent, a value
+        :func:`checked_hyperparameters` refuses, or a hyperparameter SB3 rejects.
     :raises UnsupportedSpaceError: for an action space the algorithm cannot act in.
     """
     entry = get_agent(algo)
     if entry.family != "sb3":
         raise ConfigError(f"agent '{algo}' is not a Stable-Baselines3 algorithm")
     entry.check_action_space(env.action_space, "the given env")
-    kwargs = constructor_kwargs(hp or {}, env.action_space)
+    checked = checked_hyperparameters(algo, hp or {}, env.action_space)
+    kwargs = constructor_kwargs(checked, env.action_space)
     policy = kwargs.pop("policy", "MlpPolicy")
     cls = entry.cls
     try:
         return cls(policy, env, seed=seed, verbose=verbose, device=device, **kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError, AssertionError) as exc:
+        # SB3's own checks are asserts and ValueErrors (e.g. PPO's n_steps * n_envs > 1)
         raise ConfigError(f"{cls.__name__} rejected a hyperparameter: {exc}") from exc

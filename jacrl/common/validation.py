@@ -169,6 +169,34 @@ def schedule(name: str, value: object, hint: str = "") -> ScheduleLike:
     return positive_float(name, value, hint)
 
 
+def entropy_coefficient(value: object) -> tuple[bool, float]:
+    """SAC's ``ent_coef`` as (learned?, initial value): a number >= 0 (fixed), ``"auto"``
+    (learned from 1.0) or ``"auto_<x>"`` (learned from x > 0), as SB3 reads it."""
+    expected = "a number >= 0, 'auto' or 'auto_<x>' with x > 0 (SB3's ent_coef)"
+    if isinstance(value, str):
+        initial = 1.0 if value == "auto" else math.nan
+        if value.startswith("auto_"):
+            try:
+                initial = float(value[len("auto_") :])
+            except ValueError:
+                initial = math.nan
+        if not (initial > 0 and math.isfinite(initial)):
+            raise _refuse("ent_coef", value, expected)
+        return True, initial
+    if not _is_number(value) or not (math.isfinite(float(value)) and float(value) >= 0):  # type: ignore[arg-type]
+        raise _refuse("ent_coef", value, expected)
+    return False, float(value)  # type: ignore[arg-type]
+
+
+def entropy_target(value: object, action_dim: int) -> float:
+    """SAC's ``target_entropy``: ``"auto"`` is −dim(A) (SB3's default), else a finite number."""
+    if value == "auto":
+        return -float(action_dim)
+    if not _is_number(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
+        raise _refuse("target_entropy", value, "'auto' (minus the action size) or a finite number")
+    return float(value)  # type: ignore[arg-type]
+
+
 def check_names(
     owner: str, given: Sequence[str], accepted: Sequence[str], what: str = "hyperparameter"
 ) -> None:

@@ -76,6 +76,8 @@ from jacrl.common.errors import (
 from jacrl.common.schedules import ScheduleLike, as_schedule
 from jacrl.common.validation import (
     check_env_first,
+    entropy_coefficient,
+    entropy_target,
     merge_policy_kwargs,
     non_negative_int,
     number,
@@ -121,44 +123,6 @@ POLICY_SETTINGS = (
 PROPOSAL_MARGIN = 1e-6
 #: gradient steps between two records of jacobian/logdet_mean and jacobian/sigma
 DIAGNOSTICS_EVERY = 100
-
-
-def _parse_ent_coef(ent_coef: float | str) -> tuple[bool, float]:
-    """(learned?, initial value) of SB3's ``ent_coef``: a number >= 0, ``"auto"`` (learned from
-    1.0) or ``"auto_<x>"`` (learned from x > 0).
-
-    :raises ConfigError: for anything else.
-    """
-    accepted = "a number >= 0, 'auto' or 'auto_<x>' with x > 0 (SB3's ent_coef)"
-    if isinstance(ent_coef, str):
-        if ent_coef == "auto":
-            return True, 1.0
-        if ent_coef.startswith("auto_"):
-            try:
-                init = float(ent_coef[len("auto_") :])
-            except ValueError:
-                init = float("nan")
-            if init > 0 and np.isfinite(init):
-                return True, init
-        raise ConfigError(f"ent_coef={ent_coef!r}: expected {accepted}")
-    if isinstance(ent_coef, bool) or not isinstance(ent_coef, (int, float)):
-        raise ConfigError(f"ent_coef={ent_coef!r}: expected {accepted}")
-    if not (ent_coef >= 0 and np.isfinite(ent_coef)):
-        raise ConfigError(f"ent_coef={ent_coef!r}: expected {accepted}")
-    return False, float(ent_coef)
-
-
-def _parse_target_entropy(target_entropy: float | str, action_dim: int) -> float:
-    """SB3's ``target_entropy``: ``"auto"`` is −dim(A), else a finite number."""
-    if target_entropy == "auto":
-        return -float(action_dim)
-    if (
-        isinstance(target_entropy, bool)
-        or not isinstance(target_entropy, (int, float))
-        or not np.isfinite(target_entropy)
-    ):
-        raise ConfigError(f"target_entropy={target_entropy!r}: expected 'auto' or a finite number")
-    return float(target_entropy)
 
 
 class JacobianSAC(BaseAgent):
@@ -339,7 +303,7 @@ class JacobianSAC(BaseAgent):
         proposal_margin = number(
             "proposal_margin", proposal_margin, low=0.0, high=0.5, low_open=True, high_open=True
         )
-        learned_ent_coef, ent_coef_init = _parse_ent_coef(ent_coef)
+        learned_ent_coef, ent_coef_init = entropy_coefficient(ent_coef)
         if actor_objective == "forward_kl" and not (learned_ent_coef or ent_coef_init > 0):
             raise ConfigError(
                 "actor_objective='forward_kl' needs ent_coef > 0 (or 'auto'): ent_coef is the "
@@ -396,7 +360,7 @@ class JacobianSAC(BaseAgent):
         #: the one form that is saved, so save/load round-trips
         self.policy_kwargs: dict[str, Any] | None = None
         self._lr_schedule = as_schedule("learning_rate", learning_rate)
-        self._target_entropy = _parse_target_entropy(target_entropy, k)
+        self._target_entropy = entropy_target(target_entropy, k)
         #: gradient steps done (SB3's ``_n_updates``) and layers re-conditioned, over the run
         self.n_updates = 0
         self.reconditions = 0
