@@ -123,7 +123,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     from jacrl.agents.registry import AGENTS
 
     p = sub.add_parser("eval", help="evaluate a saved model.zip")
-    p.add_argument("model", help="path to model.zip (its run folder's config.yaml names the agent)")
+    p.add_argument(
+        "model",
+        help="path to model.zip, or its run folder (whose config.yaml names the agent)",
+    )
     p.add_argument("--env", required=True)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument(
@@ -170,7 +173,10 @@ def _add_density(sub: argparse._SubParsersAction) -> None:
         "actions beside it as a check, and the task's modes (FourModes) or goal directions "
         "(MultiGoal) marked.",
     )
-    p.add_argument("model", help="path to model.zip (its run folder's config.yaml names the agent)")
+    p.add_argument(
+        "model",
+        help="path to model.zip, or its run folder (whose config.yaml names the agent)",
+    )
     p.add_argument("--env", required=True)
     p.add_argument(
         "--obs",

@@ -232,14 +232,20 @@ def load_saved(
 
     :param trust_pickle: load with SB3's own loaders (which unpickle) instead of refusing a file
         that cannot be read without running code from it.
+    :param model_path: a saved ``model.zip``, or the run folder holding one.
     :raises ConfigError: for an unknown env, a missing file, or an agent that cannot be told.
     :raises UnsupportedSpaceError: for an env whose action space the agent cannot act in.
     :raises CheckpointError: for a model saved for another env or agent, or an unsafe file.
     """
     model_path = Path(model_path)
     check_env_id(env_id)
+    if model_path.is_dir() and (model_path / "model.zip").is_file():
+        model_path = model_path / "model.zip"  # a run folder, as `jacrl train` prints it
     if not model_path.is_file():
-        raise ConfigError(f"model file {model_path} does not exist")
+        raise ConfigError(
+            f"model file {model_path} does not exist; pass a saved model.zip or the run folder "
+            "that holds it"
+        )
     entry, config = saved_agent(model_path, agent)
     env: VecEnv = make_vec_env(env_id, n_envs=1, seed=seed)
     entry.check_action_space(env.action_space, env_id)

@@ -45,7 +45,11 @@ def test_ppo_through_the_cli_writes_a_complete_run_folder(
     assert (
         main(["eval", str(run_dir / "model.zip"), "--env", "CartPole-v1", "--episodes", "2"]) == 0
     )
-    assert "mean return" in capsys.readouterr().out
+    from_file = capsys.readouterr().out.splitlines()[-1]
+    assert "mean return" in from_file
+    # the run folder, as `jacrl train` prints it, names the same model
+    assert main(["eval", str(run_dir), "--env", "CartPole-v1", "--episodes", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == from_file
 
 
 def test_unknown_env_id_is_a_clear_cli_error(
