@@ -125,9 +125,18 @@ def agent_device(device: torch.device | str, agent: str) -> torch.device:
     available falls back to the CPU (SB3's ``get_device``), with a warning too.
 
     :param agent: the agent's class name, for the warnings.
+    :raises ConfigError: for a string torch cannot read as a device.
     """
     if device == "auto":
         return torch.device("cpu")
+    if not isinstance(device, torch.device):
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise ConfigError(
+                f"device={device!r}: expected 'auto' (the CPU), 'cpu', 'cuda', 'cuda:<index>' or "
+                f"a torch.device ({error})"
+            ) from None
     resolved = get_device(device)
     if resolved.type != torch.device(device).type:
         warnings.warn(
