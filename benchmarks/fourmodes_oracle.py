@@ -30,6 +30,7 @@ from torch import Tensor
 
 import jacrl  # noqa: F401  (registers jacrl/FourModes-v0)
 from jacrl.agents.sac import JacobianSAC
+from jacrl.common.threads import use_threads
 from jacrl.density import exact_log_prob_fn
 from jacrl.envs.four_modes import (
     MODE_WIDTH,
@@ -165,7 +166,7 @@ def main() -> None:
             f"--updates ({args.updates}) must be a positive multiple of --eval-every "
             f"({args.eval_every}): the learned critic trains in --eval-every steps at a time"
         )
-    torch.set_num_threads(1)
+    use_threads(1)
     hp = parse_overrides(args.hp)
     check_exact_reward()
     if args.critic == "exact":

@@ -31,6 +31,7 @@ from jacrl.analysis import FullBatchLoss, HessianOperator, ParamLayout, init_par
 from jacrl.analysis.iteration_jacobian import IterationJacobian, probe_estimates
 from jacrl.analysis.spectrum import extreme_eigenvalues, top_eigenpairs
 from jacrl.analysis.stability import StabilityVerdict
+from jacrl.common.threads import use_threads
 
 LR = 0.1
 T = TypeVar("T")
@@ -189,7 +190,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--part", choices=("all", "seed", "digits"), default="all")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     print(
         f"torch {torch.__version__}, {args.threads} threads, "
         f"load average at start {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"

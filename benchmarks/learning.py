@@ -33,10 +33,10 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import torch
 from stable_baselines3.common.env_util import make_vec_env
 
 import jacrl  # noqa: F401  (registers the jacrl/ envs)
+from jacrl.common.threads import use_threads
 from jacrl.compare.scoring import EnvScoring, env_scoring
 from jacrl.compare.stats import steps_to_threshold, summarize_threshold
 from jacrl.compare.variants import VARIANTS, resolve
@@ -143,7 +143,7 @@ def main() -> None:
         help="key=value override of the JacobianAgent preset (all jacobian configs), repeatable",
     )
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    use_threads(1)
     configs = args.configs.split(",")
     overrides = parse_overrides(args.hp)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))

@@ -35,6 +35,7 @@ from collections.abc import Callable
 import torch
 
 from jacrl.common.errors import PrecisionLossError
+from jacrl.common.threads import use_threads
 from jacrl.logdet import (
     autograd_logdet,
     backprop_logdet_grad,
@@ -241,7 +242,7 @@ def main() -> None:
     parser.add_argument("--agreement-sizes", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     timing_rows(args)
     agreement_rows(args)
 

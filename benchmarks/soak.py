@@ -41,6 +41,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from jacrl.agents import JacobianAgent
 from jacrl.common.errors import JacrlError
+from jacrl.common.threads import use_threads
 from jacrl.presets import RUN_KEYS, load_preset
 
 ENVS = ("CartPole-v1", "Pendulum-v1")
@@ -170,7 +171,7 @@ def main() -> None:
         "--print-memory-every", type=int, default=0, help="print the RSS every N env steps"
     )
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    use_threads(1)
 
     print(f"soak: {args.steps} env steps per configuration, seed {args.seed}")
     print(

@@ -31,6 +31,7 @@ import torch
 
 from jacrl.analysis import FullBatchLoss, ParamLayout, init_params, load_batch
 from jacrl.analysis.spectrum import top_eigenpairs
+from jacrl.common.threads import use_threads
 
 #: issue #16's targets: jacrl's time over PyHessian's, at tol 1e-3 and at 1e-10
 TARGETS = {1e-3: 1.0, 1e-10: 2.0}
@@ -81,7 +82,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     pyhessian = import_pyhessian()
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
 
     layout = ParamLayout(64, 50, 10)
     batch = load_batch("digits")

@@ -66,9 +66,9 @@ class Measure:
 
 def _build(spec: dict[str, Any]) -> Any:
     """The learner a spec describes (imports inside: this runs in the child)."""
-    import torch
+    from jacrl.common.threads import use_threads
 
-    torch.set_num_threads(1)
+    use_threads(1)
     kind = spec["kind"]
     if kind == "jacobian":
         from jacrl.agents import JacobianAgent

@@ -54,6 +54,7 @@ from learning import fmt, random_score
 import jacrl  # noqa: F401  (registers the jacrl/ envs)
 from jacrl.agents import JacobianAgent
 from jacrl.common.errors import JacrlError
+from jacrl.common.threads import use_threads
 from jacrl.compare.scoring import env_scoring
 from jacrl.train import train
 
@@ -147,7 +148,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=None, help="env steps (default per env)")
     parser.add_argument("--evals", type=int, default=4, help="evaluations per run")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    use_threads(1)
     variants = args.variants.split(",")
     unknown = set(variants) - {*VARIANTS, "random"}
     if unknown:

@@ -40,10 +40,11 @@ def default_workers() -> int:
 
 
 def init_worker() -> None:
-    """One torch thread per run: the grid's parallelism is across runs, not inside one."""
-    import torch
+    """One thread per run, in torch and in numpy's and scipy's BLAS (jacrl.common.threads): the
+    grid's parallelism is across runs, not inside one."""
+    from jacrl.common.threads import use_threads
 
-    torch.set_num_threads(1)
+    use_threads(1)
 
 
 def _stop(signum: int, frame: object) -> None:
