@@ -134,11 +134,16 @@ def test_every_returned_pass_is_accurate_to_the_tolerance(
                 continue
             returned += 1
             assert_within_tolerance(net, outputs, logdet, row, inverse)
-            outputs, logdet = (net._inverse_pass if inverse else net._forward_pass)(row, bound)
+            tight = ErrorBound(row, "inverse" if inverse else "forward", coarse=False)
+            run = net._inverse_pass if inverse else net._forward_pass
+            outputs, logdet = run(row, bound)
+            run(row, tight)
             exact, exact_logdet = reference(net, row, inverse)
             error = np.abs(outputs.detach().double().numpy() - exact)
-            assert (error <= bound.value.double().numpy()).all()
-            assert abs(float(logdet.detach()) - exact_logdet[0]) <= float(bound.logdet)
+            assert (error <= tight.value.numpy()).all()
+            assert abs(float(logdet.detach()) - exact_logdet[0]) <= float(tight.logdet)
+            # the coarse bound (tried first) bounds at least as much, elementwise
+            assert (tight.value <= bound.value).all() and (tight.logdet <= bound.logdet).all()
     assert returned >= 6  # most small and moderate inputs are not refused
 
 
@@ -268,3 +273,29 @@ def test_the_one_sync_verdict_refuses_non_finite_results_and_agrees_with_check()
     assert not bound.accurate(x, logdet, 1e-30)  # a tolerance below the bound
     with pytest.raises(PrecisionLossError, match=r"inverse pass from y loses accuracy at layer"):
         bound.check(x, logdet, 1e-30, "y")
+
+
+def _needed_rtol(bound: ErrorBound, x: torch.Tensor, logdet: torch.Tensor) -> float:
+    """The smallest tolerance the bound certifies every sample of (x, logdet) to."""
+    x, logdet = x.detach().double(), logdet.detach().double()
+    value = bound.value.amax(-1) / x.abs().amax(-1).clamp_min(1.0)
+    return float(torch.maximum(value, bound.logdet / logdet.abs().clamp_min(1.0)).max())
+
+
+def test_a_pass_the_coarse_bound_cannot_certify_is_judged_by_the_tight_one() -> None:
+    """ErrorBound tries the coarse bound first; where it fails, the tight bound decides: at a
+    tolerance between the two the pass is certified (and the bound says it fell back), below
+    the tight one it is refused."""
+    torch.manual_seed(2)
+    net = InvertibleMLP(16, depth=3, dtype=torch.float64)
+    y = net(torch.randn(8, 16, dtype=torch.float64)).detach()
+    coarse, tight = ErrorBound(y, "inverse"), ErrorBound(y, "inverse", coarse=False)
+    x, logdet = net._inverse_pass(y, coarse)
+    net._inverse_pass(y, tight)
+    needs_tight, needs_coarse = _needed_rtol(tight, x, logdet), _needed_rtol(coarse, x, logdet)
+    assert needs_tight < needs_coarse / 2  # the coarse bound is the looser one here
+    between = math.sqrt(needs_tight * needs_coarse)
+    assert coarse.accurate(x, logdet, between) and not coarse.coarse  # fell back, certified
+    again = ErrorBound(y, "inverse")
+    net._inverse_pass(y, again)
+    assert not again.accurate(x, logdet, needs_tight / 2)

@@ -327,7 +327,7 @@ def test_a_singular_matrix_found_by_the_bound_is_a_singular_weight_error(monkeyp
     SingularWeightError, not a bare LinAlgError."""
     net = make_net(4, 2, "inverse")
 
-    def fail(*args):
+    def fail(*args, **kwargs):
         raise torch.linalg.LinAlgError("linalg.inv: the input matrix is singular")
 
     monkeypatch.setattr(InverseLinear, "forward_error", fail)

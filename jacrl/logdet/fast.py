@@ -194,8 +194,10 @@ def _inverse_pass(
         if index == 0:
             break
         bias = layers[index].bias
-        c = value if bias is None else value - bias
-        bound.elementwise(value, c)
+        c = value
+        if bias is not None:
+            c = value - bias
+            bound.rounding(c)
         levels[0].c = c
         u = steps[index].forward(c)
         bound.linear(layers[index], c, u)

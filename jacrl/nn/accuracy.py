@@ -108,18 +108,36 @@ class ErrorBound:
     zero error is skipped (every activation and matrix maps a zero error to zero), and the
     log-det's constant rounding terms are summed as Python floats.
 
+    Why the verdict is taken twice at most: the bound's largest cost at large widths is one
+    product of |V| with the error per ``inverse`` layer on the inverse pass (as large as the
+    pass's own product). A *coarse* bound replaces it by each row's largest error times |V|'s
+    row sums — elementwise at least the product, so still a bound, at O(n²) instead of
+    O(batch·n²). In float64 a healthy pass sits orders of magnitude inside its tolerance, so the
+    coarse verdict nearly always settles it; only when the coarse bound fails is the propagation
+    run again with the products (the *tight* bound), and that one decides. So a pass is refused
+    only by the tight bound, as before.
+
     :param inputs: the pass's input ``(batch, n)``, taken as exact.
     :param direction: ``"inverse"`` (F⁻¹) or ``"forward"`` (F).
+    :param coarse: start with the coarse bound (the default), or take the tight one at once.
     """
 
-    def __init__(self, inputs: Tensor, direction: Direction) -> None:
+    def __init__(self, inputs: Tensor, direction: Direction, coarse: bool = True) -> None:
         self.direction = direction
         #: the pass's dtype and its unit roundoff
         self.dtype = inputs.dtype
         self.unit = unit_roundoff(inputs.dtype)
         self._inputs = inputs
-        #: the operations recorded and not yet propagated, in pass order
-        self._pending: list[tuple[Any, ...]] = []
+        #: whether the propagation uses the coarse bounds (see the class docstring)
+        self.coarse = coarse
+        #: every operation recorded, in pass order
+        self._recorded: list[tuple[Any, ...]] = []
+        self._restart()
+
+    def _restart(self) -> None:
+        """Forget the propagation (not the recorded operations)."""
+        # how many of the recorded operations the state below has propagated
+        self._propagated = 0
         # elementwise bound on the error of the current values (float64, whatever the pass's
         # dtype: a float32 bound would round as much as the float32 pass it bounds); None while
         # it is exactly zero
@@ -137,21 +155,26 @@ class ErrorBound:
     ) -> None:
         """σ⁻¹ (or σ) applied: ``outputs`` from ``inputs``, with log-det term ``logdet``
         ``(batch,)`` (a sum of n terms of one sign, so |logdet| is the sum of their sizes)."""
-        self._pending.append(("activation", activation, inputs, outputs, logdet))
+        self._recorded.append(("activation", activation, inputs, outputs, logdet))
 
-    def elementwise(self, inputs: Tensor, outputs: Tensor, scale: Tensor | None = None) -> None:
-        """A few roundings between activation and matrix (bias, the condition's shift and
-        scale): ``outputs`` = (``inputs`` ± shifts) · ``scale``, up to three operations."""
-        self._pending.append(("elementwise", inputs, outputs, scale))
+    def elementwise(self, inputs: Tensor, outputs: Tensor, scale: Tensor) -> None:
+        """A few roundings between activation and matrix (the condition's shift and scale, and
+        the bias): ``outputs`` = (``inputs`` ± shifts) · ``scale``, up to three operations."""
+        self._recorded.append(("elementwise", inputs, outputs, scale))
+
+    def rounding(self, outputs: Tensor) -> None:
+        """One correctly rounded operation of exact operands (a bias subtracted) produced
+        ``outputs``: it adds γ_1 |outputs| to the error it carries."""
+        self._recorded.append(("rounding", outputs))
 
     def linear(self, layer: InvertibleLinear, inputs: Tensor, outputs: Tensor) -> None:
         """The layer's matrix applied (V on the inverse pass, W on the forward pass, without the
         bias)."""
-        self._pending.append(("linear", layer, inputs, outputs))
+        self._recorded.append(("linear", layer, inputs, outputs))
 
     def end_layer(self, index: int, values: Tensor) -> None:
         """Block ``index`` is done and produced ``values``."""
-        self._pending.append(("end_layer", index, values))
+        self._recorded.append(("end_layer", index, values))
 
     # The propagation ------------------------------------------------------------------------------
     @property
@@ -176,15 +199,20 @@ class ErrorBound:
 
     def _propagate(self) -> None:
         """Carry the bound through the operations recorded since the last call."""
-        if not self._pending:
+        if self._propagated == len(self._recorded):
             return
-        pending, self._pending = self._pending, []
+        pending = self._recorded[self._propagated :]
+        self._propagated = len(self._recorded)
         with torch.no_grad():
             for kind, *args in pending:
                 if kind == "activation":
                     self._propagate_activation(*args)
                 elif kind == "elementwise":
                     self._propagate_elementwise(*args)
+                elif kind == "rounding":
+                    (outputs,) = args
+                    own = gamma(1, self.dtype) * _float64(outputs).abs()
+                    self._value = own if self._value is None else self._value + own
                 elif kind == "linear":
                     self._propagate_linear(*args)
                 else:
@@ -213,12 +241,8 @@ class ErrorBound:
         self._value = own
         self._logdet = log_terms if self._logdet is None else self._logdet + log_terms
 
-    def _propagate_elementwise(self, inputs: Tensor, outputs: Tensor, scale: Tensor | None) -> None:
+    def _propagate_elementwise(self, inputs: Tensor, outputs: Tensor, scale: Tensor) -> None:
         inputs, outputs = _float64(inputs).abs(), _float64(outputs).abs()
-        if scale is None:
-            own = 3 * self.unit * (inputs + outputs)
-            self._value = own if self._value is None else self._value + own
-            return
         scale = _float64(scale)
         own = 3 * self.unit * (inputs * scale + outputs)
         self._value = own if self._value is None else self._value * scale + own
@@ -228,7 +252,7 @@ class ErrorBound:
         error = self._value
         if error is None:
             error = torch.zeros(inputs.shape, dtype=torch.float64, device=inputs.device)
-        self._value = propagate(inputs, outputs, error)
+        self._value = propagate(inputs, outputs, error, coarse=self.coarse)
 
     # The verdict ----------------------------------------------------------------------------------
     def _ok(self, outputs: Tensor, logabsdet: Tensor, rtol: float) -> Tensor:
@@ -244,23 +268,37 @@ class ErrorBound:
         allowed = rtol * logdet_sizes.clamp_min(1.0)
         return ok & (logdet_sizes < math.inf) & (self.logdet <= allowed)
 
+    def _verdict(self, outputs: Tensor, logabsdet: Tensor, rtol: float) -> tuple[Tensor, bool]:
+        """(:meth:`_ok`, whether it holds for every sample), by the coarse bound and, where that
+        fails some sample, by the tight one (see the class docstring): one host sync when the
+        coarse bound settles it."""
+        ok = self._ok(outputs, logabsdet, rtol)
+        every = bool(ok.all())
+        if self.coarse and not every:
+            self.coarse = False
+            self._restart()
+            ok = self._ok(outputs, logabsdet, rtol)
+            every = bool(ok.all())
+        return ok, every
+
     def accurate(self, outputs: Tensor, logabsdet: Tensor, rtol: float) -> bool:
         """Whether every sample's x and ℓ are finite and within ``rtol`` by the bound: the whole
-        verdict in one host sync (:meth:`check` then says what failed)."""
+        verdict in one host sync when the coarse bound settles it (:meth:`check` then says what
+        failed)."""
         with torch.no_grad():
-            return bool(self._ok(outputs, logabsdet, rtol).all())
+            return self._verdict(outputs, logabsdet, rtol)[1]
 
     def check(self, outputs: Tensor, logabsdet: Tensor, rtol: float, name: str) -> None:
         """Raise PrecisionLossError if some sample's x or ℓ may be off by more than ``rtol``
-        (see the module docstring), naming the first layer where its bound passed it.
+        (see the module docstring) by the tight bound, naming the first layer where its bound
+        passed it.
 
         :param name: what the pass started from (``"y"`` or ``"x"``), for the message.
         """
         with torch.no_grad():
-            bad = ~self._ok(outputs, logabsdet, rtol)
-            if not bool(bad.any()):
-                return
-            self._refuse(outputs, logabsdet, rtol, name, int(torch.nonzero(bad)[0]))
+            ok, every = self._verdict(outputs, logabsdet, rtol)
+            if not every:
+                self._refuse(outputs, logabsdet, rtol, name, int(torch.nonzero(~ok)[0]))
 
     def _refuse(
         self, outputs: Tensor, logabsdet: Tensor, rtol: float, name: str, sample: int

@@ -96,13 +96,21 @@ class InvertibleLinear(nn.Module):
         dtype = next(p.dtype for p in self._parameters.values() if p is not None)
         return gamma(self.n, dtype)
 
-    def inverse_error(self, z: Tensor, output: Tensor, error: Tensor) -> Tensor:
+    def inverse_error(
+        self, z: Tensor, output: Tensor, error: Tensor, coarse: bool = False
+    ) -> Tensor:
         """Bound on the error of ``output = apply_inverse_weight(z)``, elementwise, for ``z``
         known to within ``error``: the input error carried through V, plus this product's own
-        rounding (Higham's componentwise bounds for a product and a triangular solve)."""
+        rounding (Higham's componentwise bounds for a product and a triangular solve).
+
+        :param coarse: a bound that may be looser but is cheaper, where the layer has one
+            (:class:`~jacrl.nn.accuracy.ErrorBound` tries it first); else the same bound.
+        """
         raise NotImplementedError
 
-    def forward_error(self, x: Tensor, output: Tensor, error: Tensor) -> Tensor:
+    def forward_error(
+        self, x: Tensor, output: Tensor, error: Tensor, coarse: bool = False
+    ) -> Tensor:
         """As :meth:`inverse_error`, for ``output = apply_weight(x)``."""
         raise NotImplementedError
 
@@ -195,11 +203,20 @@ class InverseLinear(InvertibleLinear):
         # x Wᵀ = x (Vᵀ)⁻¹: one LU of V and two triangular solves, no explicit inverse.
         return torch.linalg.solve(self.V.mT, x, left=False)
 
-    def inverse_error(self, z: Tensor, output: Tensor, error: Tensor) -> Tensor:
-        # |V ẑ computed − V z| <= |V| e + γ_n |V| |ẑ|
-        return _through(self.V.detach().double(), error + self.rounding_gamma() * z.double().abs())
+    def inverse_error(
+        self, z: Tensor, output: Tensor, error: Tensor, coarse: bool = False
+    ) -> Tensor:
+        # |V ẑ computed − V z| <= |V| e + γ_n |V| |ẑ|; coarse: Σ_j |V_ij| s_j <= (max_j s_j)
+        # Σ_j |V_ij|, one row sum of |V| per output instead of a product with the batch
+        v = self.V.detach().double()
+        spread = error + self.rounding_gamma() * z.double().abs()
+        if coarse:
+            return spread.amax(-1, keepdim=True) * v.abs().sum(-1)
+        return _through(v, spread)
 
-    def forward_error(self, x: Tensor, output: Tensor, error: Tensor) -> Tensor:
+    def forward_error(
+        self, x: Tensor, output: Tensor, error: Tensor, coarse: bool = False
+    ) -> Tensor:
         # A posteriori: the residual r = ŷ Vᵀ − x of the solve, taken in float64 from the exact
         # V, gives ŷ − y = r Wᵀ (a priori bounds for the solve grow like n² u and refuse healthy
         # float32 passes of width 16 and more).
@@ -282,7 +299,9 @@ class LULinear(InvertibleLinear):
             self.upper_with_diagonal().mT, z, upper=False, left=False
         )
 
-    def inverse_error(self, z: Tensor, output: Tensor, error: Tensor) -> Tensor:
+    def inverse_error(
+        self, z: Tensor, output: Tensor, error: Tensor, coarse: bool = False
+    ) -> Tensor:
         # A posteriori, as InverseLinear.forward_error: the residual r = x̂ Wᵀ − z of the two
         # triangular solves in float64, with W formed there from the factors (its own rounding
         # γ_n |L||U′| counted), gives x̂ − x = r Vᵀ (the solves' a priori bound |T⁻¹||T||x̂| runs
@@ -295,7 +314,9 @@ class LULinear(InvertibleLinear):
         )
         return _through(torch.linalg.inv(weight), spread)
 
-    def forward_error(self, x: Tensor, output: Tensor, error: Tensor) -> Tensor:
+    def forward_error(
+        self, x: Tensor, output: Tensor, error: Tensor, coarse: bool = False
+    ) -> Tensor:
         # A posteriori too: the residual r = ŷ Ṽᵀ − x in float64, Ṽ = (W in float64)⁻¹, gives
         # ŷ = W̃ (x + r) with W̃ = Ṽ⁻¹; W̃ differs from the exact W = P L U′ by the float64
         # product's rounding and Ṽ's inversion error (Higham's |X̂A − I| <= γ_3n |X̂||L||U|).

@@ -262,9 +262,12 @@ class InvertibleMLP(nn.Module):
             inputs = y
             if condition is not None:
                 y = y * inverse_scale[:, index] - shift[:, index]
-            if layer.bias is not None:
+                if layer.bias is not None:
+                    y = y - layer.bias
+                bound.elementwise(inputs, y, inverse_scale[:, index])
+            elif layer.bias is not None:
                 y = y - layer.bias
-            bound.elementwise(inputs, y, None if condition is None else inverse_scale[:, index])
+                bound.rounding(y)
             inputs = y
             y = layer.apply_inverse_weight(y)
             bound.linear(layer, inputs, y)
