@@ -188,7 +188,7 @@ def _inverse_pass(
     for index in range(len(layers) - 1, -1, -1):
         value, derivative, second = net.activation.inverse_terms(u)
         activation_logdet = torch.log(derivative).sum(-1)
-        bound.activation(net.activation, u, value, activation_logdet)
+        bound.activation(net.activation, u, value, activation_logdet, derivative)
         logabsdet = logabsdet + activation_logdet
         levels.insert(0, _Level(steps[index], u, derivative, second / derivative))
         if index == 0:

@@ -151,11 +151,18 @@ class ErrorBound:
 
     # What the pass reports (recorded only) ------------------------------------------------------
     def activation(
-        self, activation: Activation, inputs: Tensor, outputs: Tensor, logdet: Tensor
+        self,
+        activation: Activation,
+        inputs: Tensor,
+        outputs: Tensor,
+        logdet: Tensor,
+        derivative: Tensor | None = None,
     ) -> None:
         """σ⁻¹ (or σ) applied: ``outputs`` from ``inputs``, with log-det term ``logdet``
-        ``(batch,)`` (a sum of n terms of one sign, so |logdet| is the sum of their sizes)."""
-        self._recorded.append(("activation", activation, inputs, outputs, logdet))
+        ``(batch,)`` (a sum of n terms of one sign, so |logdet| is the sum of their sizes), and
+        on the inverse pass (σ⁻¹)′(``inputs``) where the pass computed it (saves the bound
+        evaluating it again, see :meth:`Activation.inverse_error`)."""
+        self._recorded.append(("activation", activation, inputs, outputs, logdet, derivative))
 
     def elementwise(self, inputs: Tensor, outputs: Tensor, scale: Tensor) -> None:
         """A few roundings between activation and matrix (the condition's shift and scale, and
@@ -222,7 +229,12 @@ class ErrorBound:
                     )
 
     def _propagate_activation(
-        self, activation: Activation, inputs: Tensor, outputs: Tensor, logdet: Tensor
+        self,
+        activation: Activation,
+        inputs: Tensor,
+        outputs: Tensor,
+        logdet: Tensor,
+        derivative: Tensor | None,
     ) -> None:
         n = inputs.shape[-1]
         rounding = activation.rounding_ulps * self.unit
@@ -230,12 +242,12 @@ class ErrorBound:
         log_terms = (rounding + gamma(n, self.dtype)) * _float64(logdet).abs()
         self._logdet_constant += rounding * n
         if self._value is not None:
-            propagate = (
-                activation.inverse_error
-                if self.direction == "inverse"
-                else activation.forward_error
-            )
-            value_error, log_error = propagate(_float64(inputs), self._value)
+            if self.direction == "inverse":
+                value_error, log_error = activation.inverse_error(
+                    _float64(inputs), self._value, derivative
+                )
+            else:
+                value_error, log_error = activation.forward_error(_float64(inputs), self._value)
             own = value_error + own
             log_terms = log_terms + log_error.sum(-1)
         self._value = own

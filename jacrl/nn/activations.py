@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from jacrl.common.errors import ConfigError
+from jacrl.nn.accuracy import unit_roundoff
 
 
 class Activation(nn.Module):
@@ -90,8 +91,14 @@ class Activation(nn.Module):
         is not underestimated; :class:`jacrl.nn.accuracy.ErrorBound` adds the rounding."""
         raise NotImplementedError
 
-    def inverse_error(self, u: Tensor, error: Tensor) -> tuple[Tensor, Tensor]:
-        """As :meth:`forward_error`, for σ⁻¹ and log (σ⁻¹)′ (the inverse pass)."""
+    def inverse_error(
+        self, u: Tensor, error: Tensor, derivative: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """As :meth:`forward_error`, for σ⁻¹ and log (σ⁻¹)′ (the inverse pass).
+
+        :param derivative: (σ⁻¹)′(u) as the pass computed it, if it did (the log-det gradient's
+            pass does), for a subclass that can use it instead of evaluating its own.
+        """
         raise NotImplementedError
 
 
@@ -137,10 +144,18 @@ class Asinh(Activation):
         m = _distance_from_zero(x, error)
         return error / torch.sqrt(1 + m * m), error * torch.clamp(1 / m, max=0.5)
 
-    def inverse_error(self, u: Tensor, error: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse_error(
+        self, u: Tensor, error: Tensor, derivative: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         # (σ⁻¹)′ = cosh is largest farthest from 0 (this is the growth that makes a deep asinh
         # inverse pass lose accuracy); |(log cosh)′| = |tanh| <= 1
-        return error * torch.cosh(u.abs() + error), error
+        if derivative is None:
+            return error * torch.cosh(u.abs() + error), error
+        # from the pass's cosh(u), without another cosh: cosh(|u| + e) = cosh u cosh e +
+        # sinh|u| sinh e <= cosh(u) e^e, and the computed cosh is within rounding_ulps of cosh
+        slack = 1 - self.rounding_ulps * unit_roundoff(derivative.dtype)
+        growth = torch.exp(error.amax(-1, keepdim=True)) / slack
+        return error * derivative.double() * growth, error
 
 
 class LeakyReLU(Activation):
@@ -184,7 +199,9 @@ class LeakyReLU(Activation):
         # σ′ <= 1; log σ′ jumps by log α where the interval crosses the kink
         return error, _kink_jump(x, error, -math.log(self.negative_slope))
 
-    def inverse_error(self, u: Tensor, error: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse_error(
+        self, u: Tensor, error: Tensor, derivative: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         slope = torch.where(u - error <= 0, 1.0 / self.negative_slope, 1.0).to(u.dtype)
         return error * slope, _kink_jump(u, error, -math.log(self.negative_slope))
 
@@ -254,7 +271,9 @@ class SmoothLeakyReLU(Activation):
         m = _distance_from_zero(x, error)
         return error, error * self.b / (self.negative_slope * (1 + m * m) ** 1.5)
 
-    def inverse_error(self, u: Tensor, error: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse_error(
+        self, u: Tensor, error: Tensor, derivative: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         # (σ⁻¹)′ decreases in u (σ⁻¹″ < 0), so it is largest at u − error;
         # |(log σ⁻¹′)′| = (b/s³)/(σ⁻¹)′ <= b/s³ as (σ⁻¹)′ >= 1, s = √(t² + α) smallest nearest t = 0
         m = _distance_from_zero(u + self.b, error)
