@@ -108,14 +108,15 @@ class ErrorBound:
     zero error is skipped (every activation and matrix maps a zero error to zero), and the
     log-det's constant rounding terms are summed as Python floats.
 
-    Why the verdict is taken twice at most: the bound's largest cost at large widths is one
-    product of |V| with the error per ``inverse`` layer on the inverse pass (as large as the
-    pass's own product). A *coarse* bound replaces it by each row's largest error times |V|'s
-    row sums — elementwise at least the product, so still a bound, at O(n²) instead of
-    O(batch·n²). In float64 a healthy pass sits orders of magnitude inside its tolerance, so the
-    coarse verdict nearly always settles it; only when the coarse bound fails is the propagation
-    run again with the products (the *tight* bound), and that one decides. So a pass is refused
-    only by the tight bound, as before.
+    Why the verdict is taken twice at most: the bound's largest cost at large widths is its
+    products of the batch with |matrix| per layer (one for an ``inverse`` layer's product, as
+    large as the pass's own; three for the ``lu`` solves' residual bound). A *coarse* bound
+    replaces each by every row's largest entry times the matrix's row sums — elementwise at
+    least the product, so still a bound, at O(n²) instead of O(batch·n²) (``lu``'s forward
+    pass keeps its products). In float64 a healthy pass sits orders of magnitude inside its
+    tolerance, so the coarse verdict nearly always settles it; only when the coarse bound fails
+    is the propagation run again with the products (the *tight* bound), and that one decides.
+    So a pass is refused only by the tight bound, as before.
 
     :param inputs: the pass's input ``(batch, n)``, taken as exact.
     :param direction: ``"inverse"`` (F⁻¹) or ``"forward"`` (F).
