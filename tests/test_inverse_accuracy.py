@@ -127,7 +127,7 @@ def test_every_returned_pass_is_accurate_to_the_tolerance(
     returned = 0
     for inverse in (True, False):
         for row in inputs.split(1):
-            bound = ErrorBound(row, "inverse" if inverse else "forward")
+            bound = ErrorBound(row, "inverse" if inverse else "forward", coarse=True)
             try:
                 outputs, logdet = (net.inverse_and_logdet if inverse else net.forward_and_logdet)(
                     row
@@ -307,3 +307,5 @@ def test_a_pass_the_coarse_bound_cannot_certify_is_judged_by_the_tight_one() -> 
     again = ErrorBound(y, "inverse")
     net._inverse_pass(y, again)
     assert not again.accurate(x, logdet, needs_tight / 2)
+    # float32 bounds sit near their tolerance, so float32 passes start tight
+    assert not ErrorBound(y.float(), "inverse").coarse
