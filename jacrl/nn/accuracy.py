@@ -33,7 +33,9 @@ bound γ_n|V||z|, a solve (the ``lu`` inverse pass, both forward passes) a poste
 residual taken in float64 (a priori bounds for solves run 10²–10⁵ times the actual error); each
 elementwise operation adds its rounding. The bounds are computed in float64. Cost: one or two
 extra matrix products per layer and a few elementwise operations, without autograd, plus one
-n×n inverse per layer for the solves, shared by the batch. Measured against 50-digit arithmetic
+n×n inverse per layer for the solves, shared by the batch; in float64 the products of
+``inverse`` layers are first replaced by row sums (a coarse bound, see :class:`ErrorBound`),
+and taken only where that one cannot certify the pass. Measured against 50-digit arithmetic
 (tests/test_inverse_accuracy.py) the actual errors stay below the bounds, at 1/3–1/1000 of them.
 
 What the bound leaves out: the layers' log|det V_l| (one number per layer, from an LU, with
