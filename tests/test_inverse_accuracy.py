@@ -17,7 +17,7 @@ import torch
 
 from jacrl.common.errors import NonFiniteError, PrecisionLossError
 from jacrl.nn import InverseLinear, InvertibleMLP, LULinear, make_activation
-from jacrl.nn.accuracy import ErrorBound
+from jacrl.nn.accuracy import COARSE_FROM_WIDTH, ErrorBound
 from jacrl.nn.linear import random_orthogonal
 
 mpmath.mp.dps = 50
@@ -307,5 +307,6 @@ def test_a_pass_the_coarse_bound_cannot_certify_is_judged_by_the_tight_one() -> 
     again = ErrorBound(y, "inverse")
     net._inverse_pass(y, again)
     assert not again.accurate(x, logdet, needs_tight / 2)
-    # float32 bounds sit near their tolerance, so float32 passes start tight
+    # float32 bounds sit near their tolerance, and narrow passes gain nothing: both start tight
     assert not ErrorBound(y.float(), "inverse").coarse
+    assert not ErrorBound(y[:, : COARSE_FROM_WIDTH - 1], "inverse").coarse
