@@ -129,16 +129,15 @@ def agent_device(device: torch.device | str, agent: str) -> torch.device:
     """
     if device == "auto":
         return torch.device("cpu")
-    if not isinstance(device, torch.device):
-        try:
-            torch.device(device)
-        except (RuntimeError, TypeError) as error:
-            raise ConfigError(
-                f"device={device!r}: expected 'auto' (the CPU), 'cpu', 'cuda', 'cuda:<index>' or "
-                f"a torch.device ({error})"
-            ) from None
-    resolved = get_device(device)
-    if resolved.type != torch.device(device).type:
+    try:
+        requested = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ConfigError(
+            f"device={device!r}: expected 'auto' (the CPU), 'cpu', 'cuda', 'cuda:<index>' or "
+            f"a torch.device ({error})"
+        ) from None
+    resolved = get_device(requested)
+    if resolved.type != requested.type:
         warnings.warn(
             f"device={device!r} is not available here; {agent} runs on the CPU", stacklevel=3
         )

@@ -262,12 +262,12 @@ class InvertibleMLP(nn.Module):
             inputs = y
             if condition is not None:
                 y = y * inverse_scale[:, index] - shift[:, index]
-                if layer.bias is not None:
-                    y = y - layer.bias
+            if layer.bias is not None:
+                y = y - layer.bias
+            if condition is not None:
                 bound.elementwise(inputs, y, inverse_scale[:, index])
             elif layer.bias is not None:
-                y = y - layer.bias
-                bound.rounding(y)
+                bound.rounding(y)  # the bias subtraction alone: one rounding
             inputs = y
             y = layer.apply_inverse_weight(y)
             bound.linear(layer, inputs, y)
